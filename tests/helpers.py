@@ -48,9 +48,7 @@ CASES: dict[str, dict] = {
 
 
 def git(path: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=path, check=True, capture_output=True, text=True
-    )
+    result = subprocess.run(["git", *args], cwd=path, check=True, capture_output=True, text=True)
     return result.stdout
 
 

@@ -29,9 +29,7 @@ BAD_ANSWERS = {
 }
 
 
-@pytest.mark.parametrize(
-    ("answers", "message"), list(BAD_ANSWERS.values()), ids=list(BAD_ANSWERS)
-)
+@pytest.mark.parametrize(("answers", "message"), list(BAD_ANSWERS.values()), ids=list(BAD_ANSWERS))
 def test_bad_answer_refused(template: Path, tmp_path: Path, answers: dict, message: str):
     destination = tmp_path / "project"
     data = {"project_name": "Churn Prediction", **answers}

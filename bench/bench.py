@@ -1,0 +1,165 @@
+"""Measure the template on this machine; print a Markdown table for docs/benchmarks.md.
+
+    uv run python bench/bench.py [--runs 5]
+
+Figures are medians of several runs, with uv's cache warm (a first `uv sync`
+fills it before timing). Results are also written to bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from tests import helpers  # noqa: E402  (the tests' own way to copy and update)
+
+ANSWERS = {"project_name": "Bench Project"}
+PACKAGE = "bench_project"
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def run(command: list[str], cwd: Path) -> None:
+    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+
+
+def copier_cli(template: Path, destination: Path, level: int) -> None:
+    copier = Path(sys.executable).parent / "copier"
+    run(
+        [str(copier), "copy", "--defaults", "--quiet", "--vcs-ref", "HEAD",
+         "--data", f"project_name={ANSWERS['project_name']}", "--data", f"level={level}",
+         str(template), str(destination)],
+        cwd=destination.parent,
+    )  # fmt: skip
+
+
+def snapshot_template(workdir: Path) -> Path:
+    template = workdir / "template"
+    for relative in helpers.template_files(REPO_ROOT):
+        (template / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / relative, template / relative)
+    helpers.git(template, "init", "-q", "-b", "main")
+    helpers.commit_all(template, "snapshot")
+    return template
+
+
+def directory_size_mb(path: Path) -> float:
+    total = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    return total / 1e6
+
+
+def median(samples: list[float]) -> float:
+    return round(statistics.median(samples), 2)
+
+
+def bench_copy(template: Path, workdir: Path, level: int, runs: int) -> float:
+    samples = []
+    for index in range(runs):
+        destination = workdir / f"copy-{level}-{index}"
+        samples.append(timed(lambda d=destination: copier_cli(template, d, level)))
+    return median(samples)
+
+
+def copy_to_green(template: Path, destination: Path, level: int) -> None:
+    copier_cli(template, destination, level)
+    helpers.git(destination, "init", "-q", "-b", "main")
+    helpers.git(destination, "add", "-A")
+    run(["uv", "run", "poe", "ci"], cwd=destination)
+
+
+def bench_copy_to_green(template: Path, workdir: Path, level: int, runs: int) -> dict:
+    copy_to_green(template, workdir / f"warmup-{level}", level)  # fills uv's cache
+    samples = [
+        timed(lambda i=index: copy_to_green(template, workdir / f"green-{level}-{i}", level))
+        for index in range(runs)
+    ]
+    venv = workdir / f"warmup-{level}" / ".venv"
+    return {"seconds": median(samples), "venv_mb": round(directory_size_mb(venv))}
+
+
+def bench_update(template: Path, workdir: Path, runs: int) -> float:
+    samples = []
+    for index in range(runs):
+        project = workdir / f"update-{index}"
+        helpers.copy_template(template, project, {**ANSWERS, "level": 1})
+        helpers.git(project, "init", "-q", "-b", "main")
+        helpers.commit_all(project, "level 1")
+        samples.append(timed(lambda p=project: helpers.update_project(p, {"level": 2})))
+    return median(samples)
+
+
+def bench_pipeline(workdir: Path, runs: int) -> dict:
+    """dvc repro cold and no-op, and the cost of tracking one evaluate run."""
+    project = workdir / "green-2-0"
+    cold, noop = [], []
+    for _ in range(runs):
+        for output in ("data/interim", "data/processed", "models", "reports"):
+            shutil.rmtree(project / output, ignore_errors=True)
+        (project / "dvc.lock").unlink(missing_ok=True)
+        shutil.rmtree(project / ".dvc" / "cache", ignore_errors=True)
+        cold.append(timed(lambda: run(["uv", "run", "dvc", "repro"], cwd=project)))
+        noop.append(timed(lambda: run(["uv", "run", "dvc", "repro"], cwd=project)))
+
+    evaluate = ["uv", "run", "python", "-m", PACKAGE, "evaluate"]
+    tracked = [timed(lambda: run(evaluate, cwd=project)) for _ in range(runs)]
+    params = project / "params.yaml"
+    original = params.read_text(encoding="utf-8")
+    params.write_text(original.replace("enabled: true", "enabled: false"), encoding="utf-8")
+    untracked = [timed(lambda: run(evaluate, cwd=project)) for _ in range(runs)]
+    params.write_text(original, encoding="utf-8")
+    return {
+        "repro_cold_seconds": median(cold),
+        "repro_noop_seconds": median(noop),
+        "evaluate_tracked_seconds": median(tracked),
+        "evaluate_untracked_seconds": median(untracked),
+        "tracking_overhead_seconds": round(median(tracked) - median(untracked), 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per measure (median)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mlops-ladder-bench-") as tmp:
+        workdir = Path(tmp)
+        template = snapshot_template(workdir)
+        results = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}",
+            "runs": args.runs,
+            "copy_level1_seconds": bench_copy(template, workdir, 1, args.runs),
+            "copy_level2_seconds": bench_copy(template, workdir, 2, args.runs),
+            "update_1_to_2_seconds": bench_update(template, workdir, args.runs),
+        }
+        green_runs = max(1, args.runs // 2)
+        results["copy_to_green_level1"] = bench_copy_to_green(template, workdir, 1, green_runs)
+        results["copy_to_green_level2"] = bench_copy_to_green(template, workdir, 2, green_runs)
+        results["pipeline_level2"] = bench_pipeline(workdir, green_runs)
+
+    output = REPO_ROOT / "bench" / "results" / "latest.json"
+    output.parent.mkdir(exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
