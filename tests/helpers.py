@@ -173,6 +173,8 @@ def ci_steps(project: Path) -> list[Step]:
 def run_step(project: Path, step: Step, extra_env: dict[str, str] | None = None) -> str:
     """Run one CI step the way the runner would (bash, stop at the first error)."""
     env = {**os.environ, "CI": "true", **step.env, **(extra_env or {})}
+    # CI runners write bytecode; without it every step recompiles pandas and co.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     result = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", step.command],
         cwd=project,

@@ -12,7 +12,7 @@ import yaml
 
 from tests import helpers
 
-LEFTOVER_JINJA = re.compile(r"\{\{|\{%|%\}|\}\}")
+LEFTOVER_JINJA = re.compile(r"\{\{|\{%")
 # GitHub expressions are ${{ ... }}: not Jinja leftovers.
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 

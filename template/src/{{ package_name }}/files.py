@@ -46,7 +46,7 @@ def read_csv(path: Path, hint: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise PipelineError(f"{path} is empty: {hint}.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        message = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        message = str(error).strip().splitlines()[-1] if str(error).strip() else repr(error)
         raise PipelineError(f"{path} is not a readable CSV file: {message}") from None
     if frame.shape[1] == 0:
         raise PipelineError(f"{path} has no columns: {hint}.")

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def select_columns(frame: pd.DataFrame, features: config.Features, params_path: Path) -> pd.DataFrame:
+def select_columns(
+    frame: pd.DataFrame, features: config.Features, params_path: Path
+) -> pd.DataFrame:
     """Keep the features and the target, in params order; unknown names are an error."""
     available = [str(column) for column in frame.columns]
     for key, names in (

@@ -69,7 +69,12 @@ def _show(value: Any) -> str:
 def _examples(series: pd.Series, mask: pd.Series) -> list[tuple[int, Any]]:
     rows = [int(position) for position in mask.to_numpy().nonzero()[0][:EXAMPLES_SHOWN]]
     values = series.to_numpy()
-    return [(row, values[row].item() if hasattr(values[row], "item") else values[row]) for row in rows]
+    return [(row, _plain(values[row])) for row in rows]
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as a plain Python value (for messages and JSON)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def _check_column(series: pd.Series, rule: config.ColumnRule, name: str) -> list[Violation]:

@@ -1,0 +1,121 @@
+"""Stage `evaluate`: score the model on the test split and record the run.
+
+Writes reports/metrics.json (the metrics, and the canvas goal with pass/fail),
+and the data of two `dvc plots`: reports/plots/roc.csv (fpr, tpr) and
+reports/plots/confusion.csv (actual, predicted, one line per test row).
+
+A model below the canvas threshold is reported, not refused: the stage still
+succeeds, so every experiment is recorded and can be compared. Then the run is
+tracked in MLflow (see tracking.py) unless params.yaml sets
+`tracking.enabled: false`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import config, files, paths
+from .errors import PipelineError
+
+PIPELINE_HINT = "run the earlier stages first (`uv run poe pipeline`)"
+
+
+def compute_metrics(actual: Any, scores: Any, predicted: Any) -> dict[str, float]:
+    """The five metrics a canvas can name, rounded to 6 decimals for stable diffs."""
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
+    values = {
+        "roc_auc": roc_auc_score(actual, scores),
+        "accuracy": accuracy_score(actual, predicted),
+        "f1": f1_score(actual, predicted, zero_division=0),
+        "precision": precision_score(actual, predicted, zero_division=0),
+        "recall": recall_score(actual, predicted, zero_division=0),
+    }
+    return {name: round(float(value), 6) for name, value in values.items()}
+
+
+def evaluate(model: Any, test: Any, features: config.Features) -> dict[str, Any]:
+    """Return metrics and plot tables for a fitted model on a test frame."""
+    import pandas as pd
+    from sklearn.metrics import roc_curve
+
+    missing = [c for c in [*features.columns, features.target] if c not in test.columns]
+    if missing:
+        raise PipelineError(f"the test data lacks {', '.join(missing)}: rerun `dvc repro`.")
+    actual = test[features.target]
+    if actual.nunique() < 2:
+        raise PipelineError("the test split holds a single class: ROC AUC is undefined.")
+    inputs = test[features.columns]
+    try:
+        scores = model.predict_proba(inputs)[:, 1]
+        predicted = model.predict(inputs)
+    except (ValueError, KeyError) as error:
+        raise PipelineError(
+            f"the model cannot score the test data ({error}): rerun `dvc repro`."
+        ) from None
+    fpr, tpr, _ = roc_curve(actual, scores)
+    return {
+        "metrics": compute_metrics(actual, scores, predicted),
+        "roc": pd.DataFrame({"fpr": fpr.round(6), "tpr": tpr.round(6)}),
+        "confusion": pd.DataFrame({"actual": actual.to_numpy(), "predicted": predicted}),
+    }
+
+
+def run(
+    model_path: Path = paths.MODEL,
+    test_path: Path = paths.TEST_DATA,
+    params_path: Path = paths.PARAMS,
+    canvas_path: Path = paths.CANVAS,
+    raw_path: Path = paths.RAW_DATA,
+    metrics_path: Path = paths.METRICS,
+    roc_path: Path = paths.ROC_PLOT,
+    confusion_path: Path = paths.CONFUSION_PLOT,
+) -> dict[str, Any]:
+    import joblib
+
+    params = config.load_params(params_path)
+    canvas = config.load_canvas(canvas_path)
+    files.require_file(model_path, PIPELINE_HINT)
+    test = files.read_csv(test_path, PIPELINE_HINT)
+    model = joblib.load(model_path)
+    result = evaluate(model, test, params.features)
+
+    metrics = result["metrics"]
+    goal = canvas.success_metric
+    value = metrics[goal.name]
+    report = {
+        **metrics,
+        "test_rows": len(test),
+        "canvas_goal": {
+            "metric": goal.name,
+            "threshold": goal.threshold,
+            "met": goal.is_met(value),
+        },
+    }
+    files.write_csv(roc_path, result["roc"])
+    files.write_csv(confusion_path, result["confusion"])
+    files.write_json(metrics_path, report)
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    print(f"evaluate: {shown} on {len(test)} test rows -> {metrics_path}")
+    print(f"evaluate: {goal.verdict(value)}")
+
+    if params.tracking.enabled:
+        from . import tracking
+
+        data_md5 = files.md5_of(raw_path) if raw_path.is_file() else "unknown"
+        sample = test[params.features.columns].head(5)
+        run_id = tracking.log_run(params, canvas, report, model, data_md5, sample)
+        print(
+            f"evaluate: run {run_id} tracked in {params.tracking.effective_uri} "
+            f"(experiment '{params.tracking.experiment}')"
+        )
+    else:
+        print("evaluate: tracking disabled (tracking.enabled: false in params.yaml)")
+    return report

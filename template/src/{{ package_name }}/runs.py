@@ -1,0 +1,127 @@
+"""Command `runs`: rank the tracked runs by the canvas's success metric.
+
+A plain SQL query on MLflow's SQLite file (tables experiments, runs,
+latest_metrics, params, tags), run with Python's sqlite3 module: no MLflow
+import, no server, instant. docs/experiments.md shows the same query.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from . import config, paths
+from .errors import PipelineError
+
+# :metric, :experiment, :higher_is_better (1 or 0) and :limit are bound at run time.
+RANKING_SQL = """
+SELECT
+    r.run_uuid AS run_id,
+    r.name AS run_name,
+    datetime(r.start_time / 1000, 'unixepoch') AS started_utc,
+    m.value AS metric,
+    (SELECT value FROM params WHERE run_uuid = r.run_uuid AND key = 'architecture')
+        AS architecture,
+    (SELECT value FROM params WHERE run_uuid = r.run_uuid AND key = 'architecture_version')
+        AS architecture_version,
+    (SELECT group_concat(substr(key, 4) || '=' || value, ' ') FROM params
+        WHERE run_uuid = r.run_uuid AND key LIKE 'hp.%') AS hyperparameters,
+    (SELECT value FROM params WHERE run_uuid = r.run_uuid AND key = 'data_md5') AS data_md5,
+    (SELECT value FROM tags WHERE run_uuid = r.run_uuid AND key = 'git_commit') AS git_commit
+FROM runs AS r
+JOIN experiments AS e ON e.experiment_id = r.experiment_id
+JOIN latest_metrics AS m ON m.run_uuid = r.run_uuid AND m.key = :metric
+WHERE e.name = :experiment
+  AND r.lifecycle_stage = 'active'
+  AND r.status = 'FINISHED'
+ORDER BY CASE WHEN :higher_is_better THEN -m.value ELSE m.value END, r.start_time DESC
+LIMIT :limit
+"""
+
+
+def database_path(uri: str) -> Path:
+    """The file behind a sqlite:/// tracking URI."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        raise PipelineError(
+            f"`runs` reads a local SQLite store (sqlite:///...), not {uri}: "
+            "open that server's MLflow UI instead."
+        )
+    return Path(uri[len(prefix) :])
+
+
+def rank_runs(
+    db_path: Path, experiment: str, metric: str, higher_is_better: bool = True, limit: int = 10
+) -> list[dict[str, Any]]:
+    """Return the best runs first, as dictionaries (see RANKING_SQL for the keys)."""
+    try:
+        connection = sqlite3.connect(f"file:{db_path.as_posix()}?mode=ro", uri=True)
+    except sqlite3.Error as error:
+        raise PipelineError(f"cannot open {db_path}: {error}") from None
+    try:
+        connection.row_factory = sqlite3.Row
+        rows = connection.execute(
+            RANKING_SQL,
+            {
+                "metric": metric,
+                "experiment": experiment,
+                "higher_is_better": int(higher_is_better),
+                "limit": limit,
+            },
+        ).fetchall()
+    except sqlite3.Error as error:
+        raise PipelineError(f"{db_path} is not a readable MLflow store: {error}") from None
+    finally:
+        connection.close()
+    return [dict(row) for row in rows]
+
+
+def format_table(rows: list[dict[str, Any]], goal: config.SuccessMetric) -> str:
+    """Plain-text table, best run first."""
+    header = ["#", goal.name, "goal", "architecture", "hyperparameters", "data", "commit", "run"]
+    lines = [header]
+    for rank, row in enumerate(rows, start=1):
+        lines.append(
+            [
+                str(rank),
+                f"{row['metric']:.4f}",
+                "met" if goal.is_met(row["metric"]) else "below",
+                f"{row['architecture']} v{row['architecture_version']}",
+                row["hyperparameters"] or "-",
+                (row["data_md5"] or "-")[:8],
+                (row["git_commit"] or "-")[:8],
+                f"{row['run_name']} ({row['started_utc']})",
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def run(
+    params_path: Path = paths.PARAMS, canvas_path: Path = paths.CANVAS, limit: int = 10
+) -> list[dict[str, Any]]:
+    params = config.load_params(params_path)
+    canvas = config.load_canvas(canvas_path)
+    goal = canvas.success_metric
+    db_path = database_path(params.tracking.effective_uri)
+    if not db_path.is_file():
+        print(f"No tracked runs yet: {db_path} does not exist. Run `uv run poe pipeline` first.")
+        return []
+    rows = rank_runs(db_path, params.tracking.experiment, goal.name, goal.higher_is_better, limit)
+    if not rows:
+        print(
+            f"No finished run with metric {goal.name} in experiment "
+            f"'{params.tracking.experiment}' of {db_path} yet."
+        )
+        return []
+    order = "highest" if goal.higher_is_better else "lowest"
+    print(
+        f"Runs of experiment '{params.tracking.experiment}' by {goal.name} ({order} first; "
+        f"canvas goal {goal.threshold}), from {db_path}:"
+    )
+    print(format_table(rows, goal))
+    return rows
