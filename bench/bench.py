@@ -26,6 +26,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from tests import helpers  # noqa: E402  (the tests' own way to copy and update)
 
+# Measure what a user's machine does: Python writes bytecode there.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 ANSWERS = {"project_name": "Bench Project"}
 PACKAGE = "bench_project"
 
