@@ -156,3 +156,13 @@ def test_package_name_derived_from_project_name(generate):
     project = generate("level1-gcs-remote-unicode-name", answers)
     assert recorded_answers(project)["package_name"] == "prevision_des_ventes_ete"
     assert "# Prévision des Ventes Été" in (project / "README.md").read_text(encoding="utf-8")
+
+
+def test_docs_show_the_ranking_sql_the_code_runs(generate):
+    """docs/experiments.md shows the exact query `<package> runs` executes."""
+    project = generate("level2-defaults", helpers.CASES["level2-defaults"])
+    package = recorded_answers(project)["package_name"]
+    source = (project / "src" / package / "runs.py").read_text(encoding="utf-8")
+    query = source.split('RANKING_SQL = """', 1)[1].split('"""', 1)[0].strip()
+    docs = (project / "docs" / "experiments.md").read_text(encoding="utf-8")
+    assert f"```sql\n{query}\n```" in docs
