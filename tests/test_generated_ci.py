@@ -8,7 +8,10 @@ official schemas and, for GitHub, by the zizmor security linter.
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
+import yaml
 
 from tests import helpers
 
@@ -71,3 +74,34 @@ def test_github_workflows_pass_zizmor(generate, case_id):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings" in result.stdout + result.stderr
+
+
+def run_in(project, *command: str) -> str:
+    """Run a project command as a developer would; fail with its output."""
+    return helpers.run_step(project, helpers.Step("developer", " ".join(command)))
+
+
+@pytest.mark.slow
+def test_raw_data_is_tracked_and_pushed_with_dvc(committed_clone):
+    """The documented data workflow: sample, `poe track-data`, `dvc push` to the local remote."""
+    clone = committed_clone("level1-defaults", helpers.CASES["level1-defaults"])
+    run_in(clone, "uv run poe sample-data")
+    run_in(clone, "uv run poe track-data")
+    pointer = yaml.safe_load((clone / "data" / "raw" / "dataset.csv.dvc").read_text())
+    raw_md5 = hashlib.md5((clone / "data" / "raw" / "dataset.csv").read_bytes()).hexdigest()
+    assert pointer["outs"][0]["md5"] == raw_md5  # the data version the notebook records
+    run_in(clone, "uv run dvc push")
+    remote = clone.parent / "churn_prediction-dvc-storage"  # ../../ from .dvc/: beside it
+    assert any(path.is_file() for path in remote.rglob("*"))
+
+
+@pytest.mark.slow
+def test_experiment_variant_is_tracked_and_ranked(committed_clone):
+    """`dvc exp run -S` trains another architecture; `runs` ranks both tracked runs."""
+    clone = committed_clone("level2-defaults", helpers.CASES["level2-defaults"])
+    run_in(clone, "uv run poe sample-data")
+    run_in(clone, "uv run dvc repro")
+    run_in(clone, "uv run dvc exp run -S model.architecture=random_forest")
+    ranking = run_in(clone, "uv run poe runs")
+    assert "random_forest" in ranking
+    assert "logistic_regression" in ranking
