@@ -28,6 +28,8 @@ from tests import helpers  # noqa: E402  (the tests' own way to copy and update)
 
 # Measure what a user's machine does: Python writes bytecode there.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+for name, value in helpers.GIT_IDENTITY.items():
+    os.environ.setdefault(name, value)
 
 ANSWERS = {"project_name": "Bench Project"}
 PACKAGE = "bench_project"
