@@ -25,7 +25,7 @@ STEP_TIMEOUT_SECONDS = 900
 # Answer combinations, by readable id. Each runs its own generated CI in
 # test_generated_ci.py; the cheap checks in test_invariants.py cover them all.
 CASES: dict[str, dict] = {
-    "level1-defaults": {"project_name": "Churn Prediction"},
+    "level1-defaults": {},  # no answer at all: the README's main command
     "level1-gitlab": {"project_name": "Churn Prediction", "ci": "gitlab"},
     "level1-no-ci": {"project_name": "Churn Prediction", "ci": "none"},
     "level1-s3-remote": {"project_name": "Churn Prediction", "data_remote": "s3"},

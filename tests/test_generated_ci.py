@@ -91,7 +91,7 @@ def test_raw_data_is_tracked_and_pushed_with_dvc(committed_clone):
     raw_md5 = hashlib.md5((clone / "data" / "raw" / "dataset.csv").read_bytes()).hexdigest()
     assert pointer["outs"][0]["md5"] == raw_md5  # the data version the notebook records
     run_in(clone, "uv run dvc push")
-    remote = clone.parent / "churn_prediction-dvc-storage"  # ../../ from .dvc/: beside it
+    remote = clone.parent / "project-dvc-storage"  # ../../ from .dvc/: beside it
     assert any(path.is_file() for path in remote.rglob("*"))
 
 

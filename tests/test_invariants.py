@@ -151,6 +151,13 @@ def test_dvc_remote_matches_answer(case):
     assert extra in pyproject
 
 
+def test_defaults_name_the_project_after_its_folder(generate):
+    project = generate("level1-defaults", helpers.CASES["level1-defaults"])
+    assert project.name == "project"
+    answers = recorded_answers(project)
+    assert (answers["project_name"], answers["package_name"]) == ("Project", "project")
+
+
 def test_package_name_derived_from_project_name(generate):
     answers = helpers.CASES["level1-gcs-remote-unicode-name"]
     project = generate("level1-gcs-remote-unicode-name", answers)
