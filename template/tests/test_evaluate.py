@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from {{ package_name }} import evaluate, preprocess, read, train
+from .under_test import evaluate, preprocess, read, train
 
 
 def _train(project):

@@ -4,8 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from {{ package_name }} import config, read, validate
-from {{ package_name }}.errors import PipelineError
+from .under_test import PipelineError, config, read, validate
 
 
 def test_valid_data_passes_and_writes_the_report(project):

@@ -3,8 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from {{ package_name }} import read
-from {{ package_name }}.errors import PipelineError
+from .under_test import PipelineError, read
 
 
 def test_read_writes_the_raw_rows_to_interim(project):

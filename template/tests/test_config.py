@@ -2,8 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ package_name }} import config, preprocess, read, train
-from {{ package_name }}.errors import PipelineError
+from .under_test import PipelineError, config, preprocess, read, train
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

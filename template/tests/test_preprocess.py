@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from {{ package_name }} import preprocess, read
+from .under_test import preprocess, read
 
 
 def test_split_is_stratified_and_keeps_the_chosen_columns(project):

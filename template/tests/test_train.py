@@ -4,8 +4,7 @@ import joblib
 import pandas as pd
 import pytest
 
-from {{ package_name }} import preprocess, read, train
-from {{ package_name }}.errors import PipelineError
+from .under_test import PipelineError, preprocess, read, train
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ The only test that imports MLflow (a few seconds).
 import hashlib
 from pathlib import Path
 
-from {{ package_name }} import cli, runs
+from .under_test import cli, runs
 
 
 def test_all_stages_then_runs_lists_the_tracked_run(project, capsys):

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from {{ package_name }} import cli, config, report
+from .under_test import cli, config, report
 
 GOAL = config.SuccessMetric(name="roc_auc", threshold=0.9, higher_is_better=True)
 METRICS = {"roc_auc": 0.95, "accuracy": 0.9}

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ package_name }} import cli
+from .under_test import cli
 
 
 def _one_line_error(capsys, argv):

@@ -2,7 +2,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from {{ package_name }} import metadata, read
+from .under_test import metadata, read
 
 
 def test_metadata_counts_missing_values_target_and_fingerprint(project):
