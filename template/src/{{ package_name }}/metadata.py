@@ -42,7 +42,7 @@ def run(
 ) -> dict[str, Any]:
     canvas = config.load_canvas(canvas_path)
     files.require_file(raw_path, paths.SAMPLE_DATA_HINT)
-    frame = files.read_csv(data_path, "run the `read` stage first (`uv run poe pipeline`)")
+    frame = files.read_csv(data_path, paths.READ_STAGE_HINT)
     report = describe(frame, raw_path, canvas.prediction_target)
     files.write_json(out_path, report)
     missing = sum(report["missing_values"].values())

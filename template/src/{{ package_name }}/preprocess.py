@@ -71,7 +71,7 @@ def run(
     params = config.load_params(params_path)
     canvas = config.load_canvas(canvas_path)
     config.check_target(params, canvas, params_path, canvas_path)
-    frame = files.read_csv(data_path, "run the `read` stage first (`uv run poe pipeline`)")
+    frame = files.read_csv(data_path, paths.READ_STAGE_HINT)
     selected = select_columns(frame, params.features, params_path)
     train, test = split(selected, params.features.target, params.split)
     files.write_csv(train_path, train)

@@ -160,7 +160,7 @@ def run(
     out_path: Path = paths.VALIDATION_REPORT,
 ) -> dict[str, Any]:
     canvas = config.load_canvas(canvas_path)
-    frame = files.read_csv(data_path, "run the `read` stage first (`uv run poe pipeline`)")
+    frame = files.read_csv(data_path, paths.READ_STAGE_HINT)
     violations = check_frame(frame, canvas.data_contract)
     if violations:
         # A stale report from an earlier pass must not open the gate to preprocess.
