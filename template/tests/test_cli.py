@@ -1,8 +1,12 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .under_test import cli
+from .package import NAME, load
+
+cli = load("cli")
 
 
 def _one_line_error(capsys, argv):
@@ -79,3 +83,27 @@ def test_unknown_command_is_an_argparse_error(capsys):
         cli.main(["fly"])
 
     assert caught.value.code == 2
+
+
+def test_each_command_module_registers_its_command():
+    commands = cli.registered_commands()
+
+    stages = {"read", "metadata", "validate", "preprocess", "train", "evaluate"}
+    assert stages | {"runs", "report"} <= set(commands)
+    for name, command in commands.items():
+        assert command.name == name
+        assert command.help, f"{name} has no help text"
+
+
+def test_listing_the_commands_imports_no_heavy_library():
+    """`<package> --help` stays instant: command modules import heavy libraries lazily."""
+    code = (
+        "import sys\n"
+        f"from {NAME} import cli\n"
+        "cli.build_parser(cli.registered_commands())\n"
+        "print(sorted(m for m in ('pandas', 'sklearn', 'mlflow', 'scipy') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

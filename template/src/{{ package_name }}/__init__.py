@@ -1,8 +1,13 @@
-"""The project's ML pipeline: one module per DVC stage (see docs/experiments.md).
+"""The project's package, grouped by lifecycle (see README.md, "Layout").
 
-Stages run as `python -m <package> <stage>` from the project root; `dvc repro`
-chains them as dvc.yaml describes. Importing the package is cheap: heavy
-libraries are imported by the stage that needs them.
+- core/: settings files, paths, file helpers, errors, the command registry;
+- pipeline/: the stages dvc.yaml chains (read, metadata, validate, preprocess,
+  train, evaluate);
+- tracking/: recording, ranking and reporting runs.
+
+Run a command with `uv run <package> <command>` or `python -m <package>
+<command>`. Importing the package is cheap: heavy libraries are imported by
+the function that needs them.
 """
 
 __version__ = "0.1.0"

@@ -1,60 +1,58 @@
 """Command line: `<package> <command>`, or `python -m <package> <command>`.
 
-One subcommand per pipeline stage (what dvc.yaml runs) plus `runs` and
-`report`. A PipelineError (bad data, bad params, a missing file) is printed as
-one line, `error: ...`, with exit code 1 and no traceback.
+The commands are the modules of this package that declare a `COMMAND` (see
+core/commands.py): the pipeline stages that dvc.yaml runs, and the tools of
+each level. A PipelineError (bad data, bad settings, a missing file) is
+printed as one line, `error: ...`, with exit code 1 and no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
-from .errors import PipelineError
+from .core.commands import Command
+from .core.errors import PipelineError
 
-# command -> help. Each command is the module of the same name, whose `run()`
-# is imported only when needed (importing MLflow alone takes seconds).
-COMMANDS = {
-    "read": "read the raw data into data/interim/",
-    "metadata": "describe the data in reports/metadata.json",
-    "validate": "check the data against canvas.yaml's data contract",
-    "preprocess": "select features and split train/test",
-    "train": "fit the model params.yaml describes",
-    "evaluate": "score the model, write metrics and plots, track the run",
-    "runs": "rank the tracked runs by the canvas metric",
-    "report": "markdown report of metric and param changes against a base",
-}
+PACKAGE = __name__.rpartition(".")[0]
 
 
-def run_command(args: argparse.Namespace) -> None:
-    module = importlib.import_module(f".{args.command}", __package__)
-    options = {key: value for key, value in vars(args).items() if key != "command"}
-    module.run(**options)
+def registered_commands() -> dict[str, Command]:
+    """Every command of the package, by name, in alphabetical order."""
+    package = importlib.import_module(PACKAGE)
+    found: dict[str, Command] = {}
+    for module_info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
+        if module_info.name.endswith(".__main__"):
+            continue  # importing it would run the command line
+        module = importlib.import_module(module_info.name)
+        command = getattr(module, "COMMAND", None)
+        if not isinstance(command, Command):
+            continue
+        if command.name in found:
+            raise RuntimeError(f"two modules declare the command {command.name!r}")
+        found[command.name] = command
+    return dict(sorted(found.items()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=__package__, description="The project's ML pipeline (see docs/experiments.md)."
+        prog=PACKAGE, description="The project's commands (see README.md)."
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for name, help_text in COMMANDS.items():
-        command = commands.add_parser(name, help=help_text, description=help_text)
-        if name == "runs":
-            command.add_argument("--limit", type=int, default=10, help="runs shown (default 10)")
-        if name == "report":
-            command.add_argument(
-                "--base",
-                help="git ref to compare with (default: the CI target branch, else origin/main, "
-                "else main)",
-            )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for name, command in commands.items():
+        subparser = subparsers.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(subparser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    commands = registered_commands()
+    options = vars(build_parser(commands).parse_args(argv))
+    command = commands[options.pop("command")]
     try:
-        run_command(args)
+        command.run(**options)
     except PipelineError as error:
         message = " ".join(str(error).split())
         print(f"error: {message}", file=sys.stderr)

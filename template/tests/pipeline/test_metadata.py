@@ -2,7 +2,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from .under_test import metadata, read
+from ..package import load
+
+metadata = load("pipeline.metadata")
+read = load("pipeline.read")
 
 
 def test_metadata_counts_missing_values_target_and_fingerprint(project):

@@ -7,12 +7,16 @@ import, no server, instant. docs/experiments.md shows the same query.
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from . import config, paths
-from .errors import PipelineError
+from ..core import paths
+from ..core.canvas import SuccessMetric, load_canvas
+from ..core.commands import Command
+from ..core.errors import PipelineError
+from ..core.params import load_params
 
 # :metric, :experiment, :higher_is_better (1 or 0) and :limit are bound at run time.
 RANKING_SQL = """
@@ -77,7 +81,7 @@ def rank_runs(
     return [dict(row) for row in rows]
 
 
-def format_table(rows: list[dict[str, Any]], goal: config.SuccessMetric) -> str:
+def format_table(rows: list[dict[str, Any]], goal: SuccessMetric) -> str:
     """Plain-text table, best run first."""
     header = ["#", goal.name, "goal", "architecture", "hyperparameters", "data", "commit", "run"]
     lines = [header]
@@ -104,8 +108,8 @@ def format_table(rows: list[dict[str, Any]], goal: config.SuccessMetric) -> str:
 def run(
     params_path: Path = paths.PARAMS, canvas_path: Path = paths.CANVAS, limit: int = 10
 ) -> list[dict[str, Any]]:
-    params = config.load_params(params_path)
-    canvas = config.load_canvas(canvas_path)
+    params = load_params(params_path)
+    canvas = load_canvas(canvas_path)
     goal = canvas.success_metric
     db_path = database_path(params.tracking.effective_uri)
     if not db_path.is_file():
@@ -125,3 +129,10 @@ def run(
     )
     print(format_table(rows, goal))
     return rows
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", type=int, default=10, help="runs shown (default 10)")
+
+
+COMMAND = Command("runs", "rank the tracked runs by the canvas metric", run, add_arguments)

@@ -2,7 +2,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .under_test import preprocess, read
+from ..package import load
+
+preprocess = load("pipeline.preprocess")
+read = load("pipeline.read")
 
 
 def test_split_is_stratified_and_keeps_the_chosen_columns(project):

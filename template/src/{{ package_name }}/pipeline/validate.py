@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import config, files, paths
-from .errors import PipelineError
+from ..core import files, paths
+from ..core.canvas import ColumnRule, DataContract, load_canvas
+from ..core.commands import Command
+from ..core.errors import PipelineError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,7 +79,7 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _check_column(series: pd.Series, rule: config.ColumnRule, name: str) -> list[Violation]:
+def _check_column(series: pd.Series, rule: ColumnRule, name: str) -> list[Violation]:
     import pandas as pd
 
     total = len(series)
@@ -118,7 +120,7 @@ def _check_column(series: pd.Series, rule: config.ColumnRule, name: str) -> list
     return found
 
 
-def check_frame(frame: pd.DataFrame, contract: config.DataContract) -> list[Violation]:
+def check_frame(frame: pd.DataFrame, contract: DataContract) -> list[Violation]:
     """Return every violation of the contract (an empty list when the data passes)."""
     violations: list[Violation] = []
     frame = frame.reset_index(drop=True)
@@ -159,7 +161,7 @@ def run(
     canvas_path: Path = paths.CANVAS,
     out_path: Path = paths.VALIDATION_REPORT,
 ) -> dict[str, Any]:
-    canvas = config.load_canvas(canvas_path)
+    canvas = load_canvas(canvas_path)
     frame = files.read_csv(data_path, paths.READ_STAGE_HINT)
     violations = check_frame(frame, canvas.data_contract)
     if violations:
@@ -183,3 +185,6 @@ def run(
         f"({len(contract_columns)} columns checked) -> {out_path}"
     )
     return report
+
+
+COMMAND = Command("validate", "check the data against canvas.yaml's data contract", run)

@@ -4,7 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .under_test import PipelineError, config, read, validate
+from ..package import PipelineError, load
+
+read = load("pipeline.read")
+validate = load("pipeline.validate")
+canvas_file = load("core.canvas")
 
 
 def test_valid_data_passes_and_writes_the_report(project):
@@ -17,7 +21,7 @@ def test_valid_data_passes_and_writes_the_report(project):
 
 
 def test_check_frame_finds_nothing_in_valid_data(tiny_frame, project):
-    contract = config.load_canvas(Path("canvas.yaml")).data_contract
+    contract = canvas_file.load_canvas(Path("canvas.yaml")).data_contract
 
     assert validate.check_frame(tiny_frame, contract) == []
 

@@ -9,6 +9,7 @@ first commit) is said in the report; it never fails the command.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -17,8 +18,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import config, files, paths
-from .errors import PipelineError
+from ..core import files, paths
+from ..core.canvas import METRIC_NAMES, SuccessMetric, load_canvas
+from ..core.commands import Command
+from ..core.errors import PipelineError
 
 # CI variables naming the branch a change will merge into, in priority order.
 BASE_BRANCH_VARIABLES = (
@@ -82,7 +85,7 @@ def _section(title: str, base: str, outcome: tuple[bool, str], nothing: str) -> 
 
 def build_report(
     metrics: dict[str, Any],
-    goal: config.SuccessMetric,
+    goal: SuccessMetric,
     base: str,
     base_found: bool,
     metrics_diff: tuple[bool, str],
@@ -106,7 +109,7 @@ def build_report(
             "",
         ]
     lines += ["### Current metrics", "", "| metric | value |", "|---|---|"]
-    for name in config.METRIC_NAMES:
+    for name in METRIC_NAMES:
         if name in metrics:
             lines.append(f"| {name} | {float(metrics[name]):.4f} |")
     return "\n".join(lines) + "\n"
@@ -118,7 +121,7 @@ def run(
     canvas_path: Path = paths.CANVAS,
     out_path: Path = paths.CI_REPORT,
 ) -> str:
-    canvas = config.load_canvas(canvas_path)
+    canvas = load_canvas(canvas_path)
     files.require_file(metrics_path, "run the pipeline first (`uv run poe pipeline`)")
     try:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
@@ -137,3 +140,15 @@ def run(
     print(text)
     print(f"report: written to {out_path}" + (" and the job summary" if summary else ""))
     return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base",
+        help="git ref to compare with (default: the CI target branch, else the default branch)",
+    )
+
+
+COMMAND = Command(
+    "report", "markdown report of metric and param changes against a base", run, add_arguments
+)

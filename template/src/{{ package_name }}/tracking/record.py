@@ -16,8 +16,9 @@ import os
 import subprocess
 from typing import Any
 
-from . import config
-from .errors import PipelineError
+from ..core.canvas import METRIC_NAMES, Canvas
+from ..core.errors import PipelineError
+from ..core.params import Params
 
 # Libraries the model needs to be loaded again; pinned to the versions in use.
 MODEL_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "scipy", "joblib", "skops")
@@ -57,7 +58,7 @@ def trusted_types(model: Any) -> list[str]:
     return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
 
 
-def run_params(params: config.Params, data_md5: str) -> dict[str, Any]:
+def run_params(params: Params, data_md5: str) -> dict[str, Any]:
     """The run's parameters, flat; `hp.` prefixes the hyperparameters."""
     return {
         "architecture": params.model.architecture,
@@ -82,8 +83,8 @@ def _quiet_mlflow() -> None:
 
 
 def log_run(
-    params: config.Params,
-    canvas: config.Canvas,
+    params: Params,
+    canvas: Canvas,
     report: dict[str, Any],
     model: Any,
     data_md5: str,
@@ -103,7 +104,7 @@ def log_run(
         _quiet_mlflow()
         uri = params.tracking.effective_uri
         commit = git_commit()
-        metrics = {name: float(report[name]) for name in config.METRIC_NAMES if name in report}
+        metrics = {name: float(report[name]) for name in METRIC_NAMES if name in report}
         goal = report.get("canvas_goal", {})
         tags = {
             "git_commit": commit,

@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import config, files, paths
+from ..core import files, paths
+from ..core.canvas import load_canvas
+from ..core.commands import Command
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +42,7 @@ def run(
     canvas_path: Path = paths.CANVAS,
     out_path: Path = paths.METADATA_REPORT,
 ) -> dict[str, Any]:
-    canvas = config.load_canvas(canvas_path)
+    canvas = load_canvas(canvas_path)
     files.require_file(raw_path, paths.SAMPLE_DATA_HINT)
     frame = files.read_csv(data_path, paths.READ_STAGE_HINT)
     report = describe(frame, raw_path, canvas.prediction_target)
@@ -51,3 +53,6 @@ def run(
         f"data md5 {report['data_md5']} -> {out_path}"
     )
     return report
+
+
+COMMAND = Command("metadata", "describe the data in reports/metadata.json", run)

@@ -4,7 +4,11 @@ import joblib
 import pandas as pd
 import pytest
 
-from .under_test import PipelineError, preprocess, read, train
+from ..package import PipelineError, load
+
+preprocess = load("pipeline.preprocess")
+read = load("pipeline.read")
+train = load("pipeline.train")
 
 
 @pytest.fixture

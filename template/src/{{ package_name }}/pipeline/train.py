@@ -16,15 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import config, files, paths
-from .errors import PipelineError
+from ..core import files, paths
+from ..core.commands import Command
+from ..core.errors import PipelineError
+from ..core.params import Features, Params, load_params
 
 if TYPE_CHECKING:
     from sklearn.base import ClassifierMixin
     from sklearn.pipeline import Pipeline
 
 
-def _preprocessor(features: config.Features, *, scale: bool, dense: bool = False) -> Any:
+def _preprocessor(features: Features, *, scale: bool, dense: bool = False) -> Any:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
@@ -41,33 +43,33 @@ def _preprocessor(features: config.Features, *, scale: bool, dense: bool = False
     return ColumnTransformer(parts)
 
 
-def _logistic_regression(features: config.Features) -> tuple[Any, type[ClassifierMixin]]:
+def _logistic_regression(features: Features) -> tuple[Any, type[ClassifierMixin]]:
     from sklearn.linear_model import LogisticRegression
 
     return _preprocessor(features, scale=True), LogisticRegression
 
 
-def _random_forest(features: config.Features) -> tuple[Any, type[ClassifierMixin]]:
+def _random_forest(features: Features) -> tuple[Any, type[ClassifierMixin]]:
     from sklearn.ensemble import RandomForestClassifier
 
     return _preprocessor(features, scale=False), RandomForestClassifier
 
 
-def _gradient_boosting(features: config.Features) -> tuple[Any, type[ClassifierMixin]]:
+def _gradient_boosting(features: Features) -> tuple[Any, type[ClassifierMixin]]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return _preprocessor(features, scale=False, dense=True), HistGradientBoostingClassifier
 
 
 # architecture name -> builder returning (preprocessing step, estimator class)
-ARCHITECTURES: dict[str, Callable[[config.Features], tuple[Any, type[ClassifierMixin]]]] = {
+ARCHITECTURES: dict[str, Callable[[Features], tuple[Any, type[ClassifierMixin]]]] = {
     "logistic_regression": _logistic_regression,
     "random_forest": _random_forest,
     "gradient_boosting": _gradient_boosting,
 }
 
 
-def build_model(params: config.Params, params_path: Path = paths.PARAMS) -> Pipeline:
+def build_model(params: Params, params_path: Path = paths.PARAMS) -> Pipeline:
     """Return the unfitted pipeline for params.model, checking names first."""
     from sklearn.pipeline import Pipeline
 
@@ -93,7 +95,7 @@ def build_model(params: config.Params, params_path: Path = paths.PARAMS) -> Pipe
     return Pipeline([("preprocess", preprocessor), ("model", estimator)])
 
 
-def fit(params: config.Params, train: Any, params_path: Path = paths.PARAMS) -> Pipeline:
+def fit(params: Params, train: Any, params_path: Path = paths.PARAMS) -> Pipeline:
     """Build and fit the model on a training frame holding the features and the target."""
     model = build_model(params, params_path)
     target = params.features.target
@@ -120,7 +122,7 @@ def run(
 ) -> Pipeline:
     import joblib
 
-    params = config.load_params(params_path)
+    params = load_params(params_path)
     build_model(params, params_path)  # fail on bad params before reading data
     train = files.read_csv(train_path, "run the `preprocess` stage first (`uv run poe pipeline`)")
     model = fit(params, train, params_path)
@@ -130,3 +132,6 @@ def run(
         f"on {len(train)} rows -> {model_path}"
     )
     return model
+
+
+COMMAND = Command("train", "fit the model params.yaml describes", run)

@@ -6,7 +6,7 @@ reports/plots/confusion.csv (actual, predicted, one line per test row).
 
 A model below the canvas threshold is reported, not refused: the stage still
 succeeds, so every experiment is recorded and can be compared. Then the run is
-tracked in MLflow (see tracking.py) unless params.yaml sets
+tracked in MLflow (see tracking/record.py) unless params.yaml sets
 `tracking.enabled: false`.
 """
 
@@ -15,8 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import config, files, paths
-from .errors import PipelineError
+from ..core import files, paths
+from ..core.canvas import load_canvas
+from ..core.commands import Command
+from ..core.errors import PipelineError
+from ..core.params import Features, load_params
 
 PIPELINE_HINT = "run the earlier stages first (`uv run poe pipeline`)"
 
@@ -41,7 +44,7 @@ def compute_metrics(actual: Any, scores: Any, predicted: Any) -> dict[str, float
     return {name: round(float(value), 6) for name, value in values.items()}
 
 
-def evaluate(model: Any, test: Any, features: config.Features) -> dict[str, Any]:
+def evaluate(model: Any, test: Any, features: Features) -> dict[str, Any]:
     """Return metrics and plot tables for a fitted model on a test frame."""
     import pandas as pd
     from sklearn.metrics import roc_curve
@@ -80,8 +83,8 @@ def run(
 ) -> dict[str, Any]:
     import joblib
 
-    params = config.load_params(params_path)
-    canvas = config.load_canvas(canvas_path)
+    params = load_params(params_path)
+    canvas = load_canvas(canvas_path)
     files.require_file(model_path, PIPELINE_HINT)
     test = files.read_csv(test_path, PIPELINE_HINT)
     model = joblib.load(model_path)
@@ -107,11 +110,11 @@ def run(
     print(f"evaluate: {goal.verdict(value)}")
 
     if params.tracking.enabled:
-        from . import tracking
+        from ..tracking import record
 
         data_md5 = files.md5_of(raw_path) if raw_path.is_file() else "unknown"
         sample = test[params.features.columns].head(5)
-        run_id = tracking.log_run(params, canvas, report, model, data_md5, sample)
+        run_id = record.log_run(params, canvas, report, model, data_md5, sample)
         print(
             f"evaluate: run {run_id} tracked in {params.tracking.effective_uri} "
             f"(experiment '{params.tracking.experiment}')"
@@ -119,3 +122,6 @@ def run(
     else:
         print("evaluate: tracking disabled (tracking.enabled: false in params.yaml)")
     return report
+
+
+COMMAND = Command("evaluate", "score the model, write metrics and plots, track the run", run)

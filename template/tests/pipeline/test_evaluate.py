@@ -3,7 +3,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .under_test import evaluate, preprocess, read, train
+from ..package import load
+
+evaluate = load("pipeline.evaluate")
+preprocess = load("pipeline.preprocess")
+read = load("pipeline.read")
+train = load("pipeline.train")
 
 
 def _train(project):

@@ -3,7 +3,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .under_test import PipelineError, read
+from ..package import PipelineError, load
+
+read = load("pipeline.read")
 
 
 def test_read_writes_the_raw_rows_to_interim(project):

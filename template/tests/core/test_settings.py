@@ -2,14 +2,20 @@ from pathlib import Path
 
 import pytest
 
-from .under_test import PipelineError, config, preprocess, read, train
+from ..package import PipelineError, load
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+preprocess = load("pipeline.preprocess")
+read = load("pipeline.read")
+train = load("pipeline.train")
+canvas_file = load("core.canvas")
+params_file = load("core.params")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_project_params_and_canvas_load_and_agree():
-    params = config.load_params(PROJECT_ROOT / "params.yaml")
-    canvas = config.load_canvas(PROJECT_ROOT / "canvas.yaml")
+    params = params_file.load_params(PROJECT_ROOT / "params.yaml")
+    canvas = canvas_file.load_canvas(PROJECT_ROOT / "canvas.yaml")
 
     assert params.features.target == canvas.prediction_target
     assert params.model.architecture in train.ARCHITECTURES
@@ -22,7 +28,7 @@ def test_malformed_yaml_names_the_line(project):
     Path("params.yaml").write_text("features:\n  numeric: [radius\nsplit:\n  seed: 1\n")
 
     with pytest.raises(PipelineError, match=r"params.yaml is not valid YAML at line \d+"):
-        config.load_params(Path("params.yaml"))
+        params_file.load_params(Path("params.yaml"))
 
 
 def test_missing_key_is_named(project):
@@ -30,21 +36,21 @@ def test_missing_key_is_named(project):
     project.write_config()
 
     with pytest.raises(PipelineError, match=r"`split.seed` is missing"):
-        config.load_params(Path("params.yaml"))
+        params_file.load_params(Path("params.yaml"))
 
 
 def test_wrong_type_is_named(project):
     project.set("params", "split.test_size", "a lot")
 
     with pytest.raises(PipelineError, match=r"`split.test_size` must be a number"):
-        config.load_params(Path("params.yaml"))
+        params_file.load_params(Path("params.yaml"))
 
 
 def test_missing_params_file(project):
     Path("params.yaml").unlink()
 
     with pytest.raises(PipelineError, match=r"params\.yaml is missing"):
-        config.load_params(Path("params.yaml"))
+        params_file.load_params(Path("params.yaml"))
 
 
 def test_unknown_feature_is_named_with_the_valid_columns(project):
@@ -62,7 +68,7 @@ def test_unknown_feature_is_named_with_the_valid_columns(project):
 
 def test_unknown_architecture_lists_the_valid_ones(project):
     project.set("params", "model.architecture", "deep_magic")
-    params = config.load_params(Path("params.yaml"))
+    params = params_file.load_params(Path("params.yaml"))
 
     with pytest.raises(PipelineError, match=r"'deep_magic'.*logistic_regression, random_forest"):
         train.build_model(params)
@@ -70,7 +76,7 @@ def test_unknown_architecture_lists_the_valid_ones(project):
 
 def test_unknown_hyperparameter_is_named(project):
     project.set("params", "model.hyperparameters.logistic_regression", {"Cee": 1.0})
-    params = config.load_params(Path("params.yaml"))
+    params = params_file.load_params(Path("params.yaml"))
 
     with pytest.raises(PipelineError, match="unknown name Cee; LogisticRegression accepts: C,"):
         train.build_model(params)
@@ -89,4 +95,4 @@ def test_canvas_metric_must_be_known(project):
     project.set("canvas", "success_metric.name", "happiness")
 
     with pytest.raises(PipelineError, match=r"`success_metric.name` must be one of roc_auc"):
-        config.load_canvas(Path("canvas.yaml"))
+        canvas_file.load_canvas(Path("canvas.yaml"))

@@ -6,7 +6,10 @@ The only test that imports MLflow (a few seconds).
 import hashlib
 from pathlib import Path
 
-from .under_test import cli, runs
+from ..package import load
+
+cli = load("cli")
+runs = load("tracking.runs")
 
 
 def test_all_stages_then_runs_lists_the_tracked_run(project, capsys):

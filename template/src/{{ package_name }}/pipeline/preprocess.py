@@ -10,16 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import config, files, paths
-from .errors import PipelineError
+from ..core import files, paths
+from ..core.canvas import load_canvas
+from ..core.commands import Command
+from ..core.errors import PipelineError
+from ..core.params import Features, Split, check_target, load_params
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def select_columns(
-    frame: pd.DataFrame, features: config.Features, params_path: Path
-) -> pd.DataFrame:
+def select_columns(frame: pd.DataFrame, features: Features, params_path: Path) -> pd.DataFrame:
     """Keep the features and the target, in params order; unknown names are an error."""
     available = [str(column) for column in frame.columns]
     for key, names in (
@@ -37,9 +38,7 @@ def select_columns(
     return frame[[*features.columns, features.target]]
 
 
-def split(
-    frame: pd.DataFrame, target: str, settings: config.Split
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split(frame: pd.DataFrame, target: str, settings: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified train/test split."""
     from sklearn.model_selection import train_test_split
 
@@ -68,9 +67,9 @@ def run(
     train_path: Path = paths.TRAIN_DATA,
     test_path: Path = paths.TEST_DATA,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    params = config.load_params(params_path)
-    canvas = config.load_canvas(canvas_path)
-    config.check_target(params, canvas, params_path, canvas_path)
+    params = load_params(params_path)
+    canvas = load_canvas(canvas_path)
+    check_target(params, canvas, params_path, canvas_path)
     frame = files.read_csv(data_path, paths.READ_STAGE_HINT)
     selected = select_columns(frame, params.features, params_path)
     train, test = split(selected, params.features.target, params.split)
@@ -81,3 +80,6 @@ def run(
         f"{train_path}, {len(test)} test rows -> {test_path}"
     )
     return train, test
+
+
+COMMAND = Command("preprocess", "select features and split train/test", run)

@@ -1,8 +1,12 @@
 from pathlib import Path
 
-from .under_test import cli, config, report
+from ..package import load
 
-GOAL = config.SuccessMetric(name="roc_auc", threshold=0.9, higher_is_better=True)
+cli = load("cli")
+report = load("tracking.report")
+canvas_file = load("core.canvas")
+
+GOAL = canvas_file.SuccessMetric(name="roc_auc", threshold=0.9, higher_is_better=True)
 METRICS = {"roc_auc": 0.95, "accuracy": 0.9}
 
 

@@ -1,0 +1,1 @@
+"""Shared building blocks: settings files, paths, file helpers, errors, commands."""

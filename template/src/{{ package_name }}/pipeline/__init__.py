@@ -1,0 +1,3 @@
+"""The pipeline stages, one module each, in the order dvc.yaml chains them:
+read, metadata, validate, preprocess, train, evaluate (see docs/experiments.md).
+"""
