@@ -8,14 +8,13 @@ only read it.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests import helpers
+from tests.cases import Case
 
 # Projects that tests run must find uv's cache, and never phone home.
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -24,59 +23,55 @@ for name, value in helpers.GIT_IDENTITY.items():
     os.environ.setdefault(name, value)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The full matrix runs only when asked (FULL_MATRIX=1, the scheduled workflow)."""
+    if os.environ.get("FULL_MATRIX") == "1":
+        return
+    skip = pytest.mark.skip(reason="full matrix only: FULL_MATRIX=1 (docs/testing.md)")
+    for item in items:
+        if "full_matrix" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The template as it is in the working tree, committed to a throwaway git repo.
+    """The template as a git repo: the previous release, then the working tree.
 
     Copier needs a git repo to update; a snapshot keeps the tests independent of
     the developer's uncommitted changes and of the real repo's tags.
     """
-    snapshot = tmp_path_factory.mktemp("template")
-    for relative in helpers.template_files(helpers.REPO_ROOT):
-        target = snapshot / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(helpers.REPO_ROOT / relative, target)
-    helpers.git(snapshot, "init", "-q", "-b", "main")
-    helpers.commit_all(snapshot, "template snapshot")
-    helpers.git(snapshot, "tag", "v1.0.0")
-    return snapshot
+    return helpers.snapshot_template(tmp_path_factory.mktemp("template") / "repo")
 
 
 @pytest.fixture(scope="session")
-def generate(
-    template: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[str, dict], Path]:
-    """Generate (once per session) the project named `case_id` from `answers`."""
+def generate(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[[Case], Path]:
+    """Generate (once per session) the project of a case."""
     cache: dict[str, Path] = {}
 
-    def _generate(case_id: str, answers: dict) -> Path:
-        if case_id not in cache:
-            destination = tmp_path_factory.mktemp(case_id) / "project"
-            helpers.copy_template(template, destination, answers)
-            cache[case_id] = destination
-        return cache[case_id]
+    def _generate(case: Case) -> Path:
+        if case.id not in cache:
+            destination = tmp_path_factory.mktemp(case.id) / "project"
+            helpers.copy_template(template, destination, case.answers)
+            cache[case.id] = destination
+        return cache[case.id]
 
     return _generate
 
 
 @pytest.fixture(scope="session")
 def committed_clone(
-    generate: Callable[[str, dict], Path], tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[str, dict], Path]:
-    """Generate a case, commit it on `main`, and return a fresh clone of it."""
+    generate: Callable[[Case], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[Case], Path]:
+    """Generate a case, lock and commit it with plain `git init`, and clone it fresh."""
     cache: dict[str, Path] = {}
 
-    def _clone(case_id: str, answers: dict) -> Path:
-        if case_id not in cache:
-            project = generate(case_id, answers)
+    def _clone(case: Case) -> Path:
+        if case.id not in cache:
+            project = generate(case)
             if not (project / ".git").exists():
-                helpers.git(project, "init", "-q", "-b", "main")
-                helpers.commit_all(project, "Start from mlops-ladder")
-            clone = tmp_path_factory.mktemp(f"{case_id}-clone") / "project"
-            subprocess.run(
-                ["git", "clone", "-q", str(project), str(clone)], check=True, capture_output=True
-            )
-            cache[case_id] = clone
-        return cache[case_id]
+                helpers.lock_and_commit(project)
+            destination = tmp_path_factory.mktemp(f"{case.id}-clone") / "project"
+            cache[case.id] = helpers.clone(project, destination)
+        return cache[case.id]
 
     return _clone

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import copier
 import yaml
+
+from tests import filemap
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Tools installed in the template repo's own environment (zizmor, check-jsonschema).
@@ -21,30 +25,8 @@ GIT_IDENTITY = {
     "GIT_COMMITTER_EMAIL": "tests@example.com",
 }
 STEP_TIMEOUT_SECONDS = 900
-
-# Answer combinations, by readable id. Each runs its own generated CI in
-# test_generated_ci.py; the cheap checks in test_invariants.py cover them all.
-CASES: dict[str, dict] = {
-    "level1-defaults": {},  # no answer at all: the README's main command
-    "level1-gitlab": {"project_name": "Churn Prediction", "ci": "gitlab"},
-    "level1-no-ci": {"project_name": "Churn Prediction", "ci": "none"},
-    "level1-s3-remote": {"project_name": "Churn Prediction", "data_remote": "s3"},
-    "level1-gcs-remote-unicode-name": {
-        "project_name": "Prévision des Ventes Été",
-        "data_remote": "gcs",
-        "license": "Apache-2.0",
-        "python_version": "3.11",
-    },
-    "level2-defaults": {"project_name": "Churn Prediction", "level": 2},
-    "level2-gitlab": {"project_name": "Churn Prediction", "level": 2, "ci": "gitlab"},
-    "level2-no-ci-proprietary": {
-        "project_name": "Churn Prediction",
-        "level": 2,
-        "ci": "none",
-        "license": "Proprietary",
-        "python_version": "3.13",
-    },
-}
+# The release before this one, by commit: tags may not travel with a clone.
+PREVIOUS_RELEASE = ("0.1.0", "2e09fc2c13cc8f4464da402fcaf4f66f01d96094")
 
 
 def git(path: Path, *args: str) -> str:
@@ -63,28 +45,78 @@ def template_files(repo: Path) -> list[str]:
     return [name for name in listed.split("\0") if name and (repo / name).is_file()]
 
 
-def copy_template(template: Path, destination: Path, answers: dict) -> None:
+def current_version() -> str:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "version"
+    ]
+
+
+def snapshot_template(destination: Path) -> Path:
+    """A git repo holding the previous release, then the working tree, each tagged.
+
+    Copier updates between tags, as users do; the working tree (uncommitted
+    changes included) is the newest version.
+    """
+    destination.mkdir(parents=True)
+    git(destination, "init", "-q", "-b", "main")
+    version, commit = PREVIOUS_RELEASE
+    archive = subprocess.run(
+        ["git", "archive", commit], cwd=REPO_ROOT, check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x"], cwd=destination, input=archive, check=True)
+    commit_all(destination, f"release {version}")
+    git(destination, "tag", f"v{version}")
+    git(destination, "rm", "-rq", ".")
+    for relative in template_files(REPO_ROOT):
+        target = destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / relative, target)
+    commit_all(destination, "working tree")
+    git(destination, "tag", f"v{current_version()}")
+    return destination
+
+
+def lock_and_commit(project: Path, message: str = "Start from mlops-ladder") -> None:
+    """What the README tells a user: lock the dependencies, commit everything."""
+    subprocess.run(["uv", "lock", "--quiet"], cwd=project, check=True, capture_output=True)
+    if not (project / ".git").exists():
+        git(project, "init", "-q")  # plain `git init`: the branch name is the machine's
+    commit_all(project, message)
+
+
+def clone(project: Path, destination: Path) -> Path:
+    subprocess.run(
+        ["git", "clone", "-q", str(project), str(destination)], check=True, capture_output=True
+    )
+    return destination
+
+
+def copy_template(template: Path, destination: Path, answers: dict, vcs_ref: str = "HEAD") -> None:
     copier.run_copy(
         str(template),
         destination,
         data=answers,
         defaults=True,
-        vcs_ref="HEAD",
+        vcs_ref=vcs_ref,
         unsafe=True,
         quiet=True,
     )
 
 
-def update_project(project: Path, answers: dict) -> None:
+def update_project(project: Path, answers: dict, vcs_ref: str = "HEAD") -> None:
     copier.run_update(
         project,
         data=answers,
         defaults=True,
         overwrite=True,
         unsafe=True,
-        vcs_ref="HEAD",
+        vcs_ref=vcs_ref,
         quiet=True,
     )
+
+
+def recorded_answers(project: Path) -> dict:
+    return yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
 
 
 def project_files(project: Path) -> set[str]:
@@ -112,17 +144,44 @@ class Step:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def github_steps(project: Path) -> list[Step]:
+def _composite_steps(project: Path, uses: str, origin: str, env: dict) -> list[Step]:
+    """The `run:` steps of a local composite action (`uses: ./.github/actions/x`)."""
+    action = yaml.safe_load((project / uses / "action.yml").read_text(encoding="utf-8"))
     steps = []
-    for workflow_path in sorted((project / ".github" / "workflows").glob("*.yml")):
+    for index, step in enumerate(action["runs"]["steps"]):
+        if "run" in step:
+            step_env = {**env, **step.get("env", {})}
+            name = f"{origin}>{uses}:{step.get('name', index)}"
+            steps.append(Step(name, step["run"], {k: str(v) for k, v in step_env.items()}))
+    return steps
+
+
+def level_parts(project: Path) -> list[str]:
+    """The parts each level added to this project, in level order (copier.yml)."""
+    return filemap.context(recorded_answers(project))["level_parts"]
+
+
+def checks_workflows(project: Path) -> list[Path]:
+    """The checks workflows (every push and pull request), in level order."""
+    return [
+        project / ".github" / "workflows" / f"checks-{part}.yml" for part in level_parts(project)
+    ]
+
+
+def github_steps(project: Path, workflows: list[Path] | None = None) -> list[Step]:
+    steps = []
+    for workflow_path in workflows or checks_workflows(project):
         workflow = yaml.safe_load(workflow_path.read_text(encoding="utf-8"))
         for job_id, job in workflow["jobs"].items():
             for index, step in enumerate(job["steps"]):
-                if "run" not in step:
-                    continue  # `uses:` steps (checkout, setup-uv): the harness provides them
                 env = {**workflow.get("env", {}), **job.get("env", {}), **step.get("env", {})}
                 origin = f"{workflow_path.name}:{job_id}:{step.get('name', index)}"
-                steps.append(Step(origin, step["run"], {k: str(v) for k, v in env.items()}))
+                uses = step.get("uses", "")
+                if uses.startswith("./"):
+                    steps.extend(_composite_steps(project, uses, origin, env))
+                elif "run" in step:
+                    steps.append(Step(origin, step["run"], {k: str(v) for k, v in env.items()}))
+                # Other `uses:` steps (checkout, setup-uv): the harness provides them.
     return steps
 
 
@@ -144,30 +203,36 @@ def gitlab_config(project: Path) -> dict:
     return config
 
 
-def gitlab_steps(project: Path) -> list[Step]:
-    config = gitlab_config(project)
+def gitlab_jobs(config: dict) -> list[tuple[str, dict]]:
+    """The jobs, in stage order."""
     stages = config.get("stages", ["test"])
-    jobs = {
-        name: job
+    jobs = [
+        (name, job)
         for name, job in config.items()
         if name not in GITLAB_RESERVED_KEYS and isinstance(job, dict) and "script" in job
-    }
-    ordered = sorted(jobs.items(), key=lambda item: stages.index(item[1].get("stage", "test")))
+    ]
+    return sorted(jobs, key=lambda item: stages.index(item[1].get("stage", "test")))
+
+
+def gitlab_steps(project: Path) -> list[Step]:
+    config = gitlab_config(project)
+    default_before = config.get("default", {}).get("before_script", [])
     steps = []
-    for name, job in ordered:
+    for name, job in gitlab_jobs(config):
         variables = {**config.get("variables", {}), **job.get("variables", {})}
         env = {k: str(v) for k, v in variables.items() if k not in GITLAB_CACHE_VARIABLES}
-        lines = config.get("before_script", []) + job.get("before_script", []) + job["script"]
+        lines = job.get("before_script", default_before) + job["script"]
         steps.extend(Step(f".gitlab-ci.yml:{name}", line, env) for line in lines)
     return steps
 
 
 def ci_steps(project: Path) -> list[Step]:
+    """The steps the project's CI runs; with no CI service, the local command."""
     if (project / ".github" / "workflows").is_dir():
         return github_steps(project)
     if (project / ".gitlab-ci.yml").is_file():
         return gitlab_steps(project)
-    raise AssertionError(f"{project} has no CI configuration")
+    return [Step("README: the whole local CI", "uv run poe ci")]
 
 
 def run_step(project: Path, step: Step, extra_env: dict[str, str] | None = None) -> str:
@@ -206,3 +271,26 @@ def run_tool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
     return subprocess.run(
         [str(TOOLS_BIN / args[0]), *args[1:]], cwd=cwd, capture_output=True, text=True
     )
+
+
+def poe_tasks(project: Path) -> dict[str, object]:
+    """Every poe task of the project: pyproject.toml's and those of its included files."""
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    poe = pyproject["tool"]["poe"]
+    tasks: dict[str, object] = {}
+    for include in poe.get("include", []):
+        included = tomllib.loads((project / include).read_text(encoding="utf-8"))
+        tasks.update(included["tool"]["poe"]["tasks"])
+    tasks.update(poe.get("tasks", {}))
+    return tasks
+
+
+def expand_task(tasks: dict[str, object], name: str) -> list[str]:
+    """The leaf tasks a task runs, in order (sequences are flattened)."""
+    task = tasks[name]
+    sequence = task if isinstance(task, list) else None
+    if isinstance(task, dict) and "sequence" in task:
+        sequence = task["sequence"]
+    if sequence is None:
+        return [name]
+    return [leaf for item in sequence for leaf in expand_task(tasks, item)]

@@ -1,4 +1,4 @@
-"""Cheap facts every generated project must satisfy, for every answer case."""
+"""Cheap facts every generated project must satisfy, for every cell of the matrix."""
 
 from __future__ import annotations
 
@@ -10,81 +10,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import helpers
+from tests import cases, filemap, helpers
+from tests.cases import Case
 
 LEFTOVER_JINJA = re.compile(r"\{\{|\{%")
 # GitHub expressions are ${{ ... }}: not Jinja leftovers.
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 
-LEVEL1_FILES = {
-    ".copier-answers.yml",
-    ".dvc/.gitignore",
-    ".dvc/config",
-    ".dvcignore",
-    ".gitignore",
-    ".pre-commit-config.yaml",
-    ".python-version",
-    "LICENSE",
-    "README.md",
-    "canvas.yaml",
-    "docs/canvas.md",
-    "docs/data.md",
-    "docs/deploy-by-hand.md",
-    "notebooks/01-baseline.ipynb",
-    "pyproject.toml",
-    "scripts/make_sample_data.py",
-}
-LEVEL2_FILES = {
-    "dvc.yaml",
-    "params.yaml",
-    "docs/experiments.md",
-    "notebooks/02-explore-with-the-package.ipynb",
-}
-CI_FILES = {
-    ("github", 1): {".github/workflows/ci.yml"},
-    ("github", 2): {".github/workflows/ci.yml", ".github/workflows/pipeline.yml"},
-    ("gitlab", 1): {".gitlab-ci.yml"},
-    ("gitlab", 2): {".gitlab-ci.yml", ".gitlab/ci/pipeline.yml"},
-    ("none", 1): set(),
-    ("none", 2): set(),
-}
 
-
-def package_files(package: str) -> set[str]:
-    """The level-2 package and its tests, as the template ships them."""
-    template = helpers.REPO_ROOT / "template"
-    shipped = set()
-    for folder in ("src", "tests"):
-        for path in (template / folder).rglob("*"):
-            if path.is_file() and "__pycache__" not in path.parts:
-                relative = path.relative_to(template).as_posix()
-                relative = relative.replace("{{ package_name }}", package)
-                shipped.add(relative.removesuffix(".jinja"))
-    return shipped
-
-
-def expected_files(answers: dict, package: str) -> set[str]:
-    level = answers.get("level", 1)
-    files = LEVEL1_FILES | CI_FILES[(answers.get("ci", "github"), level)]
-    if level >= 2:
-        files |= LEVEL2_FILES | package_files(package)
-    return files
-
-
-@pytest.fixture(params=sorted(helpers.CASES), scope="module")
-def case(request: pytest.FixtureRequest, generate) -> tuple[dict, Path]:
-    answers = helpers.CASES[request.param]
-    return answers, generate(request.param, answers)
-
-
-def recorded_answers(project: Path) -> dict:
-    return yaml.safe_load((project / ".copier-answers.yml").read_text(encoding="utf-8"))
+@pytest.fixture(params=cases.params(), scope="module")
+def case(request: pytest.FixtureRequest, generate) -> tuple[Case, Path]:
+    return request.param, generate(request.param)
 
 
 def test_exact_file_set(case):
-    answers, project = case
-    package = recorded_answers(project)["package_name"]
-    assert helpers.project_files(project) == expected_files(answers, package)
+    """The project holds exactly what copier.yml's file map says for its answers."""
+    _, project = case
+    expected = filemap.expected_files(helpers.recorded_answers(project))
+    assert helpers.project_files(project) == expected
 
 
 def test_no_leftover_jinja(case):
@@ -106,18 +49,18 @@ def test_structured_files_parse(case):
             json.loads(text)
 
 
-def test_answers_recorded(case):
-    answers, project = case
-    recorded = recorded_answers(project)
-    for key, value in answers.items():
+def test_answers_recorded_and_internal_values_not(case):
+    answer_case, project = case
+    recorded = helpers.recorded_answers(project)
+    for key, value in answer_case.answers.items():
         assert recorded[key] == value
-    assert recorded["level"] == answers.get("level", 1)
-    assert not {"has_pipeline", "has_tracking", "python_keywords"} & set(recorded)
+    assert recorded["level"] == answer_case.level
+    assert not set(filemap.internal_variables()) & set(recorded)
 
 
 def test_python_version_consistent(case):
     _, project = case
-    version = recorded_answers(project)["python_version"]
+    version = helpers.recorded_answers(project)["python_version"]
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     assert (project / ".python-version").read_text(encoding="utf-8").strip() == version
     assert pyproject["project"]["requires-python"] == f">={version}"
@@ -139,37 +82,85 @@ def test_generated_code_is_ruff_clean(case):
 
 
 def test_dvc_remote_matches_answer(case):
-    answers, project = case
+    answer_case, project = case
     config = (project / ".dvc" / "config").read_text(encoding="utf-8")
-    url = recorded_answers(project)["data_remote_url"]
+    url = helpers.recorded_answers(project)["data_remote_url"]
     assert f"url = {url}" in config
-    remote = answers.get("data_remote", "local")
-    prefix = {"s3": "s3://", "gcs": "gs://", "local": "../../"}[remote]
+    prefix = {"s3": "s3://", "gcs": "gs://", "local": "../../"}[answer_case.data_remote]
     assert url.startswith(prefix)
     pyproject = (project / "pyproject.toml").read_text(encoding="utf-8")
-    extra = {"s3": '"dvc[s3]', "gcs": '"dvc[gs]', "local": '"dvc>='}[remote]
+    extra = {"s3": '"dvc[s3]', "gcs": '"dvc[gs]', "local": '"dvc>='}[answer_case.data_remote]
     assert extra in pyproject
 
 
+def test_every_level_part_is_wired(case):
+    """Each level's tasks file exists and `poe ci` runs its part, in level order."""
+    _, project = case
+    parts = helpers.level_parts(project)
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["tool"]["poe"]["include"] == [f"tasks/{part}.toml" for part in parts]
+    assert pyproject["tool"]["poe"]["tasks"]["ci"]["sequence"] == [f"_ci-{p}" for p in parts]
+    tasks = helpers.poe_tasks(project)
+    for part in parts:
+        assert f"_ci-{part}" in tasks
+
+
+def test_the_matrix_covers_every_value():
+    """Every level, provider, Python version, licence and remote appears in some cell."""
+    for attribute, values in [
+        ("level", cases.LEVELS),
+        ("ci", cases.PROVIDERS),
+        ("python_version", cases.PYTHONS),
+        ("license", cases.LICENSES),
+        ("data_remote", cases.REMOTES),
+    ]:
+        assert {getattr(case, attribute) for case in cases.CASES} == set(values), attribute
+    assert cases.CASES[0].answers == {}  # the README's main command: defaults only
+
+
+def test_representative_cells_cover_every_provider_python_and_level():
+    chosen = [cases.BY_ID[case_id] for case_id in cases.REPRESENTATIVE]
+    assert {case.ci for case in chosen} == set(cases.PROVIDERS)
+    assert {case.python_version for case in chosen} == set(cases.PYTHONS)
+    assert {case.level for case in chosen} == set(cases.LEVELS)
+    assert cases.CASES[0] in chosen
+
+
+def test_every_conditional_path_exists_in_the_template():
+    """A typo in the file map would silently keep a file: each path must exist."""
+    shipped = filemap.rendered_template_files("package")
+    for condition, paths in filemap.conditional_excludes():
+        for pattern in paths:
+            assert any(filemap.matches(path, pattern) for path in shipped), (
+                f"{pattern} (excluded when {condition}) matches no file under template/"
+            )
+
+
 def test_defaults_name_the_project_after_its_folder(generate):
-    project = generate("level1-defaults", helpers.CASES["level1-defaults"])
+    project = generate(cases.CASES[0])
     assert project.name == "project"
-    answers = recorded_answers(project)
+    answers = helpers.recorded_answers(project)
     assert (answers["project_name"], answers["package_name"]) == ("Project", "project")
 
 
-def test_package_name_derived_from_project_name(generate):
-    answers = helpers.CASES["level1-gcs-remote-unicode-name"]
-    project = generate("level1-gcs-remote-unicode-name", answers)
-    assert recorded_answers(project)["package_name"] == "prevision_des_ventes_ete"
+def test_package_name_derived_from_a_non_ascii_project_name(generate):
+    case = next(case for case in cases.CASES if case.project_name == "Prévision des Ventes Été")
+    project = generate(case)
+    assert helpers.recorded_answers(project)["package_name"] == "prevision_des_ventes_ete"
     assert "# Prévision des Ventes Été" in (project / "README.md").read_text(encoding="utf-8")
 
 
 def test_docs_show_the_ranking_sql_the_code_runs(generate):
     """docs/experiments.md shows the exact query `<package> runs` executes."""
-    project = generate("level2-defaults", helpers.CASES["level2-defaults"])
-    package = recorded_answers(project)["package_name"]
-    source = (project / "src" / package / "runs.py").read_text(encoding="utf-8")
+    case = next(case for case in cases.CASES if case.level >= 2)
+    project = generate(case)
+    package = helpers.recorded_answers(project)["package_name"]
+    source = (project / "src" / package / "tracking" / "runs.py").read_text(encoding="utf-8")
     query = source.split('RANKING_SQL = """', 1)[1].split('"""', 1)[0].strip()
     docs = (project / "docs" / "experiments.md").read_text(encoding="utf-8")
     assert f"```sql\n{query}\n```" in docs
+
+
+def test_python_files_of_the_template_carry_no_jinja():
+    """Generated Python modules and tests are plain files (runtime configuration instead)."""
+    assert not list(filemap.TEMPLATE.rglob("*.py.jinja"))

@@ -1,31 +1,52 @@
-"""Climbing a level keeps the team's work; going down is refused.
+"""Climbing a level, or updating from the previous release, keeps the team's work.
 
-A level-1 project gets the edits a team makes in its first weeks, then climbs
-with `copier update --data level=2`. The result must keep every edit, contain
-no conflict, match a fresh level-2 copy carrying the same edits, and pass its
-own CI on a fresh clone.
+A project gets the edits a team makes in its first weeks (a rewritten data
+contract with a new column, notebook and README changes, an own file, an added
+dependency; at level 2 also params, the ingestion code and a new model
+architecture), is committed, then updated with `copier update`. The result
+must keep every edit, contain no conflict, match a fresh copy at the target
+level carrying the same edits, and pass its own CI on a fresh clone. Going
+down a level is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests import helpers
 
-ANSWERS = {"project_name": "Churn Prediction"}
+PROJECT_NAME = "Churn Prediction"
+PACKAGE = "churn_prediction"
 OWN_FILES = {"docs/team-notes.md", "uv.lock"}
-EDITED_FILES = {
-    "README.md",
-    "notebooks/01-baseline.ipynb",
-    "docs/canvas.md",
-    "canvas.yaml",
-    "pyproject.toml",
-}
 ADDED_DEPENDENCY = "tabulate"
+
+# Where the moved modules live, by layout (release 0.2.0 grouped the package).
+MODULE_PATHS = {
+    "0.1": {"read": f"src/{PACKAGE}/read.py", "train": f"src/{PACKAGE}/train.py"},
+    "0.2": {"read": f"src/{PACKAGE}/pipeline/read.py", "train": f"src/{PACKAGE}/pipeline/train.py"},
+}
+
+NEW_CONTRACT = """data_contract:
+  min_rows: 200
+  columns:
+    radius: {type: float, min: 5.0, max: 35.0, max_missing: 0.0}
+    texture: {type: float, min: 5.0, max: 45.0, max_missing: 0.05}
+    perimeter: {type: float, min: 30.0, max: 250.0, max_missing: 0.0}
+    area: {type: float, min: 100.0, max: 3000.0, max_missing: 0.0}
+    smoothness: {type: float, min: 0.0, max: 0.2, max_missing: 0.05}
+    compactness: {type: float, min: 0.0, max: 0.4, max_missing: 0.0}
+    concavity: {type: float, min: 0.0, max: 0.5, max_missing: 0.0}
+    symmetry: {type: float, min: 0.0, max: 0.4, max_missing: 0.0}
+    clinic: {type: category, allowed: [north, south, east, west], max_missing: 0.0}
+    age: {type: int, min: 18, max: 100, max_missing: 0.0}
+    malignant: {type: int, allowed: [0, 1], max_missing: 0.0}
+"""
 
 
 def replace_once(path: Path, old: str, new: str) -> None:
@@ -34,8 +55,23 @@ def replace_once(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new), encoding="utf-8")
 
 
-def apply_team_edits(project: Path) -> None:
-    """What a team does to a level-1 project before climbing (pyproject aside)."""
+def rewrite_data_contract(project: Path) -> None:
+    """The team's own rules: other bounds and row count, a new `age` column."""
+    canvas = project / "canvas.yaml"
+    text = canvas.read_text(encoding="utf-8")
+    start = text.index("data_contract:")
+    canvas.write_text(text[:start] + NEW_CONTRACT, encoding="utf-8")
+    replace_once(canvas, "threshold: 0.95", "threshold: 0.96")
+    # Their data gains the column (the sample script stands in for their source).
+    replace_once(
+        project / "scripts" / "make_sample_data.py",
+        '    frame["malignant"] = (source.target == 0).astype(int)\n',
+        '    frame["age"] = rng.integers(30, 80, size=len(frame))\n'
+        '    frame["malignant"] = (source.target == 0).astype(int)\n',
+    )
+
+
+def level1_edits(project: Path, layout: str) -> None:
     replace_once(project / "notebooks" / "01-baseline.ipynb", '\\"C\\": 1.0', '\\"C\\": 0.5')
     with (project / "README.md").open("a", encoding="utf-8") as readme:
         readme.write("\n## Team notes\n\nAsk Ana before changing the canvas threshold.\n")
@@ -44,16 +80,156 @@ def apply_team_edits(project: Path) -> None:
         "Who owns the source data, who to ask about a column?",
         "Pathology data team (Ana Lima).",
     )
-    replace_once(project / "canvas.yaml", "threshold: 0.95", "threshold: 0.96")
+    rewrite_data_contract(project)
 
 
-def add_dependency(project: Path) -> None:
-    subprocess.run(
-        ["uv", "add", "--no-sync", ADDED_DEPENDENCY],
-        cwd=project,
-        check=True,
-        capture_output=True,
+def level2_edits(project: Path, layout: str) -> None:
+    replace_once(
+        project / "params.yaml",
+        "  categorical: [clinic]\n",
+        "  categorical: [clinic]\n  # age joined the features in week 3 (Ana)\n",
     )
+    replace_once(project / "params.yaml", "symmetry]", "symmetry, age]")
+    modules = MODULE_PATHS[layout]
+    replace_once(
+        project / modules["read"],
+        "    frame.columns = [str(column).strip() for column in frame.columns]\n",
+        "    frame.columns = [str(column).strip() for column in frame.columns]\n"
+        "    frame = frame.drop_duplicates()  # our export repeats rows\n",
+    )
+    replace_once(
+        project / modules["train"],
+        '    "gradient_boosting": _gradient_boosting,\n',
+        '    "gradient_boosting": _gradient_boosting,\n'
+        '    "shallow_forest": _random_forest,  # same builder, tuned in params.yaml\n',
+    )
+
+
+EDITS_BY_LEVEL: dict[int, Callable[[Path, str], None]] = {1: level1_edits, 2: level2_edits}
+
+
+def apply_team_edits(project: Path, level: int, layout: str) -> None:
+    for edit_level, edit in EDITS_BY_LEVEL.items():
+        if edit_level <= level:
+            edit(project, layout)
+
+
+def add_own_work(project: Path) -> None:
+    subprocess.run(
+        ["uv", "add", "--no-sync", ADDED_DEPENDENCY], cwd=project, check=True, capture_output=True
+    )
+    (project / "docs" / "team-notes.md").write_text("# Notes\n\nOur own file.\n", encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Update:
+    start_version: str  # "previous" (the last release) or "current"
+    start_level: int
+    end_level: int
+    representative: bool  # runs on every .ci/run; the others in the full matrix
+
+    @property
+    def id(self) -> str:
+        return f"{self.start_version}-l{self.start_level}-to-current-l{self.end_level}"
+
+    def param(self) -> object:
+        marks = [] if self.representative else [pytest.mark.full_matrix]
+        return pytest.param(self, id=self.id, marks=marks)
+
+
+UPDATES = [
+    Update("current", 1, 2, representative=True),
+    Update("previous", 2, 2, representative=True),
+    Update("previous", 1, 1, representative=False),
+    Update("previous", 1, 2, representative=False),
+]
+
+
+def start_ref(update: Update) -> str:
+    version = helpers.PREVIOUS_RELEASE[0] if update.start_version == "previous" else None
+    return f"v{version}" if version else "HEAD"
+
+
+@pytest.fixture(scope="module", params=[update.param() for update in UPDATES])
+def updated(request, template: Path, tmp_path_factory: pytest.TempPathFactory):
+    update: Update = request.param
+    project = tmp_path_factory.mktemp(update.id) / "project"
+    layout = "0.1" if update.start_version == "previous" else "0.2"
+    helpers.copy_template(
+        template,
+        project,
+        {"project_name": PROJECT_NAME, "level": update.start_level},
+        vcs_ref=start_ref(update),
+    )
+    helpers.lock_and_commit(project, "Start")
+    apply_team_edits(project, update.start_level, layout)
+    add_own_work(project)
+    helpers.commit_all(project, "Team work")
+
+    helpers.update_project(project, {"level": update.end_level})
+
+    fresh = tmp_path_factory.mktemp(f"{update.id}-fresh") / "project"
+    helpers.copy_template(
+        template, fresh, {"project_name": PROJECT_NAME, "level": update.end_level}
+    )
+    apply_team_edits(fresh, update.start_level, "0.2")
+    return update, project, fresh
+
+
+def test_update_records_the_level_and_version(updated):
+    update, project, _ = updated
+    answers = helpers.recorded_answers(project)
+    assert answers["level"] == update.end_level
+    assert answers["_commit"] == f"v{helpers.current_version()}"
+
+
+def test_update_leaves_no_conflict(updated):
+    _, project, _ = updated
+    status = helpers.git(project, "status", "--porcelain").splitlines()
+    unmerged = [line for line in status if "U" in line[:2] or line[:2] in {"AA", "DD"}]
+    assert unmerged == []
+    for relative in helpers.project_files(project):
+        text = (project / relative).read_text(encoding="utf-8", errors="replace")
+        assert "<<<<<<<" not in text and ">>>>>>>" not in text, f"conflict markers in {relative}"
+    assert not list(project.rglob("*.rej"))
+
+
+def test_update_keeps_team_edits(updated):
+    update, project, _ = updated
+    assert '\\"C\\": 0.5' in (project / "notebooks" / "01-baseline.ipynb").read_text()
+    assert "## Team notes" in (project / "README.md").read_text(encoding="utf-8")
+    canvas = (project / "canvas.yaml").read_text(encoding="utf-8")
+    assert NEW_CONTRACT in canvas and "threshold: 0.96" in canvas
+    assert (project / "docs" / "team-notes.md").is_file()
+    assert f'"{ADDED_DEPENDENCY}>=' in (project / "pyproject.toml").read_text(encoding="utf-8")
+    if update.start_level >= 2:
+        modules = MODULE_PATHS["0.2"]
+        assert "drop_duplicates" in (project / modules["read"]).read_text(encoding="utf-8")
+        assert "shallow_forest" in (project / modules["train"]).read_text(encoding="utf-8")
+        assert "symmetry, age]" in (project / "params.yaml").read_text(encoding="utf-8")
+
+
+def test_update_matches_a_fresh_copy_with_the_same_edits(updated):
+    _, project, fresh = updated
+    assert helpers.project_files(project) - OWN_FILES == helpers.project_files(fresh)
+    for relative in sorted(helpers.project_files(fresh) - {"pyproject.toml"}):
+        assert (project / relative).read_bytes() == (fresh / relative).read_bytes(), (
+            f"{relative} differs from a fresh copy"
+        )
+
+    def without_added(path: Path) -> list[str]:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [line for line in lines if ADDED_DEPENDENCY not in line]
+
+    assert without_added(project / "pyproject.toml") == without_added(fresh / "pyproject.toml")
+
+
+@pytest.mark.slow
+def test_updated_project_ci_passes_on_fresh_clone(updated, tmp_path: Path):
+    _, project, _ = updated
+    helpers.lock_and_commit(project, "Update from the template")  # what the message says
+    clone = helpers.clone(project, tmp_path / "clone")
+    helpers.run_ci(clone)
 
 
 def tree_digest(project: Path) -> dict[str, str]:
@@ -63,90 +239,10 @@ def tree_digest(project: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def upgraded(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = tmp_path_factory.mktemp("upgrade") / "project"
-    helpers.copy_template(template, project, {**ANSWERS, "level": 1})
-    helpers.git(project, "init", "-q", "-b", "main")
-    helpers.commit_all(project, "Start at level 1")
-    apply_team_edits(project)
-    add_dependency(project)
-    (project / "docs" / "team-notes.md").write_text("# Notes\n\nOur own file.\n", encoding="utf-8")
-    helpers.commit_all(project, "Team work at level 1")
-
-    helpers.update_project(project, {"level": 2})
-    return project
-
-
-@pytest.fixture(scope="module")
-def fresh_level2(template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    project = tmp_path_factory.mktemp("fresh-level2") / "project"
-    helpers.copy_template(template, project, {**ANSWERS, "level": 2})
-    apply_team_edits(project)
-    return project
-
-
-def test_upgrade_records_level_2(upgraded):
-    answers = (upgraded / ".copier-answers.yml").read_text(encoding="utf-8")
-    assert "level: 2\n" in answers
-
-
-def test_upgrade_leaves_no_conflict(upgraded):
-    status = helpers.git(upgraded, "status", "--porcelain").splitlines()
-    unmerged = [line for line in status if "U" in line[:2] or line[:2] in {"AA", "DD"}]
-    assert unmerged == []
-    for relative in helpers.project_files(upgraded):
-        text = (upgraded / relative).read_text(encoding="utf-8", errors="replace")
-        assert "<<<<<<<" not in text and ">>>>>>>" not in text, f"conflict markers in {relative}"
-    assert not list(upgraded.rglob("*.rej"))
-
-
-def test_upgrade_keeps_team_edits(upgraded):
-    assert '\\"C\\": 0.5' in (upgraded / "notebooks" / "01-baseline.ipynb").read_text()
-    assert "## Team notes" in (upgraded / "README.md").read_text(encoding="utf-8")
-    assert "Pathology data team (Ana Lima)." in (upgraded / "docs" / "canvas.md").read_text(
-        encoding="utf-8"
-    )
-    assert "threshold: 0.96" in (upgraded / "canvas.yaml").read_text(encoding="utf-8")
-    assert (upgraded / "docs" / "team-notes.md").read_text(encoding="utf-8").startswith("# Notes")
-    assert f'"{ADDED_DEPENDENCY}>=' in (upgraded / "pyproject.toml").read_text(encoding="utf-8")
-
-
-def test_upgrade_matches_fresh_level2_copy(upgraded, fresh_level2):
-    upgraded_files = helpers.project_files(upgraded)
-    fresh_files = helpers.project_files(fresh_level2)
-    assert upgraded_files - OWN_FILES == fresh_files
-    for relative in sorted(fresh_files - {"pyproject.toml"}):
-        upgraded_text = (upgraded / relative).read_text(encoding="utf-8")
-        fresh_text = (fresh_level2 / relative).read_text(encoding="utf-8")
-        assert upgraded_text == fresh_text, f"{relative} differs from a fresh level-2 copy"
-
-
-def test_upgraded_pyproject_is_fresh_plus_added_dependency(upgraded, fresh_level2):
-    def without_added(path: Path) -> list[str]:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [line for line in lines if ADDED_DEPENDENCY not in line]
-
-    assert without_added(upgraded / "pyproject.toml") == without_added(
-        fresh_level2 / "pyproject.toml"
-    )
-
-
-@pytest.mark.slow
-def test_upgraded_project_ci_passes_on_fresh_clone(upgraded, tmp_path: Path):
-    # What the update message tells the user to do next.
-    subprocess.run(["uv", "lock"], cwd=upgraded, check=True, capture_output=True)
-    helpers.commit_all(upgraded, "Climb to level 2")
-    clone = tmp_path / "clone"
-    helpers.git(tmp_path, "clone", "-q", str(upgraded), str(clone))
-    helpers.run_ci(clone)
-    assert (clone / "reports" / "metrics.json").is_file()
-
-
 def test_downgrade_is_refused_and_changes_nothing(template: Path, tmp_path: Path):
     project = tmp_path / "project"
-    helpers.copy_template(template, project, {**ANSWERS, "level": 2})
-    helpers.git(project, "init", "-q", "-b", "main")
+    helpers.copy_template(template, project, {"project_name": PROJECT_NAME, "level": 2})
+    helpers.git(project, "init", "-q")
     helpers.commit_all(project, "Start at level 2")
     before = tree_digest(project)
 

@@ -1,0 +1,100 @@
+"""The answer cases: every level x CI provider cell, with the other answers cycled.
+
+The answers that do not interact with the level or the provider (licence,
+Python version, data remote, project name) are cycled across the cells, so
+every value appears, and the first cell is the pure defaults (the README's
+main command). Ids read like the answers: `l2-gitlab-py313-apache-s3`.
+
+Every cell is generated and checked cheaply (test_invariants.py). Its own CI
+runs end to end in test_generated_ci.py: the REPRESENTATIVE cells on every
+run of `.ci/run`, every other cell in the template's scheduled workflow
+(`FULL_MATRIX=1`, docs/testing.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+LEVELS = (1, 2)
+PROVIDERS = ("github", "gitlab", "none")
+# Defaults first: cell 0 answers nothing at all.
+PYTHONS = ("3.12", "3.11", "3.13")
+LICENSES = ("MIT", "Apache-2.0", "Proprietary")
+REMOTES = ("local", "s3", "gcs")
+NAMES = (None, "Churn Prediction", "Prévision des Ventes Été")
+
+DEFAULT_ANSWERS = {
+    "python_version": PYTHONS[0],
+    "license": LICENSES[0],
+    "data_remote": REMOTES[0],
+    "ci": PROVIDERS[0],
+    "level": LEVELS[0],
+}
+SHORT = {"MIT": "mit", "Apache-2.0": "apache", "Proprietary": "proprietary"}
+
+
+@dataclass(frozen=True)
+class Case:
+    level: int
+    ci: str
+    python_version: str
+    license: str
+    data_remote: str
+    project_name: str | None
+    answers: dict = field(compare=False)
+
+    @property
+    def id(self) -> str:
+        python = self.python_version.replace(".", "")
+        return f"l{self.level}-{self.ci}-py{python}-{SHORT[self.license]}-{self.data_remote}"
+
+    @property
+    def marks(self) -> list[pytest.MarkDecorator]:
+        return [getattr(pytest.mark, f"level{self.level}")]
+
+    def param(self, *, end_to_end: bool = False) -> object:
+        marks = list(self.marks)
+        if end_to_end and self.id not in REPRESENTATIVE:
+            marks.append(pytest.mark.full_matrix)
+        return pytest.param(self, id=self.id, marks=marks)
+
+
+def build_cases() -> list[Case]:
+    cases = []
+    for level_index, level in enumerate(LEVELS):
+        for provider_index, ci in enumerate(PROVIDERS):
+            index = level_index * len(PROVIDERS) + provider_index
+            # Shift each cycle by the level so a provider meets every value.
+            values = {
+                "level": level,
+                "ci": ci,
+                "python_version": PYTHONS[(provider_index + level_index) % len(PYTHONS)],
+                "license": LICENSES[(provider_index + 2 * level_index) % len(LICENSES)],
+                "data_remote": REMOTES[index % len(REMOTES)],
+            }
+            name = NAMES[index % len(NAMES)]
+            answers = {k: v for k, v in values.items() if DEFAULT_ANSWERS[k] != v}
+            if name is not None:
+                answers["project_name"] = name
+            cases.append(Case(project_name=name, answers=answers, **values))
+    return cases
+
+
+CASES = build_cases()
+BY_ID = {case.id: case for case in CASES}
+
+# Run end to end on every `.ci/run`: every provider, every Python version, both
+# levels, and the pure defaults.
+REPRESENTATIVE = (
+    "l1-github-py312-mit-local",
+    "l1-gitlab-py311-apache-s3",
+    "l2-github-py311-proprietary-local",
+    "l2-gitlab-py313-mit-s3",
+    "l2-none-py312-apache-gcs",
+)
+
+
+def params(*, end_to_end: bool = False) -> list[object]:
+    return [case.param(end_to_end=end_to_end) for case in CASES]
