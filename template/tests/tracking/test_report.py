@@ -1,3 +1,4 @@
+import subprocess
 from pathlib import Path
 
 from ..package import load
@@ -8,18 +9,6 @@ canvas_file = load("core.canvas")
 
 GOAL = canvas_file.SuccessMetric(name="roc_auc", threshold=0.9, higher_is_better=True)
 METRICS = {"roc_auc": 0.95, "accuracy": 0.9}
-
-
-def test_base_comes_from_the_ci_target_branch():
-    def never(ref):
-        return False
-
-    assert report.default_base({"GITHUB_BASE_REF": "develop"}, never) == "origin/develop"
-    gitlab = {"CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "release", "CI_DEFAULT_BRANCH": "main"}
-    assert report.default_base(gitlab, never) == "origin/release"
-    assert report.default_base({"CI_DEFAULT_BRANCH": "trunk"}, never) == "origin/trunk"
-    assert report.default_base({"GITHUB_BASE_REF": ""}, never) == "main"
-    assert report.default_base({}, lambda ref: ref == "origin/main") == "origin/main"
 
 
 def test_report_shows_the_diffs_and_the_canvas_verdict():
@@ -58,3 +47,37 @@ def test_report_command_outside_git_still_writes_the_report(project, monkeypatch
     assert "Base `no-such-ref` not found" in text
     assert "**Canvas goal: PASS.**" in text
     assert summary.read_text().startswith(text)
+
+
+def test_in_ci_a_target_branch_the_checkout_lacks_is_fetched(project, monkeypatch, tmp_path):
+    """GitLab branch pipelines fetch only their own branch: the report fetches the base."""
+    for name, value in {
+        "GIT_AUTHOR_NAME": "tests",
+        "GIT_AUTHOR_EMAIL": "tests@example.com",
+        "GIT_COMMITTER_NAME": "tests",
+        "GIT_COMMITTER_EMAIL": "tests@example.com",
+    }.items():
+        monkeypatch.setenv(name, value)
+    Path("reports").mkdir()
+    Path("reports/metrics.json").write_text('{"roc_auc": 0.97}\n')
+    for command in (
+        ["git", "init", "-q", "-b", "master"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "start"],
+        ["git", "switch", "-q", "-c", "feature"],
+    ):
+        subprocess.run(command, check=True, capture_output=True)
+    clone = tmp_path / "pipeline-checkout"
+    subprocess.run(
+        ["git", "clone", "-q", "--single-branch", "-b", "feature", ".", str(clone)],
+        check=True,
+        capture_output=True,
+    )
+    monkeypatch.chdir(clone)
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("CI_DEFAULT_BRANCH", "master")
+
+    assert cli.main(["report"]) == 0
+
+    text = Path("reports/ci-report.md").read_text()
+    assert "### Metrics compared with `origin/master`" in text

@@ -53,7 +53,14 @@ def read_csv(path: Path, hint: str) -> pd.DataFrame:
     return frame
 
 
-def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+def _default_file_mode() -> int:
+    """The mode a new file gets from the umask (mkstemp alone would give 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """Call write(temporary_path), then move the result to path in one step."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -61,6 +68,7 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     temporary_path = Path(temporary)
     try:
         write(temporary_path)
+        os.chmod(temporary_path, _default_file_mode())
         os.replace(temporary_path, path)
     finally:
         temporary_path.unlink(missing_ok=True)

@@ -25,5 +25,7 @@ ROC_PLOT = REPORTS / "plots" / "roc.csv"
 CONFUSION_PLOT = REPORTS / "plots" / "confusion.csv"
 CI_REPORT = REPORTS / "ci-report.md"
 
-SAMPLE_DATA_HINT = "run `uv run poe sample-data` (sample data) or `dvc pull` (your tracked data)"
+SAMPLE_DATA_HINT = (
+    "run `uv run poe sample-data` (sample data) or `uv run poe pull` (your tracked data)"
+)
 READ_STAGE_HINT = "run the `read` stage first (`uv run poe pipeline`)"

@@ -5,9 +5,10 @@ and the data of two `dvc plots`: reports/plots/roc.csv (fpr, tpr) and
 reports/plots/confusion.csv (actual, predicted, one line per test row).
 
 A model below the canvas threshold is reported, not refused: the stage still
-succeeds, so every experiment is recorded and can be compared. Then the run is
+succeeds, so every experiment is recorded and can be compared. The run is
 tracked in MLflow (see tracking/record.py) unless params.yaml sets
-`tracking.enabled: false`.
+`tracking.enabled: false`, before any file is written: a stage that fails
+leaves the previous results as they were.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..core import files, paths
-from ..core.canvas import load_canvas
+from ..core.canvas import Canvas, load_canvas
 from ..core.commands import Command
 from ..core.errors import PipelineError
-from ..core.params import Features, load_params
+from ..core.params import Features, Params, load_params
 
 PIPELINE_HINT = "run the earlier stages first (`uv run poe pipeline`)"
 
@@ -71,6 +72,20 @@ def evaluate(model: Any, test: Any, features: Features) -> dict[str, Any]:
     }
 
 
+def track(
+    params: Params, canvas: Canvas, report: dict[str, Any], model_path: Path, raw_path: Path
+) -> None:
+    from ..tracking import record
+
+    data_md5 = files.md5_of(raw_path) if raw_path.is_file() else "missing"
+    run_id, new = record.log_run(params, canvas, report, model_path, data_md5)
+    where = f"{params.tracking.effective_uri} (experiment '{params.tracking.experiment}')"
+    if new:
+        print(f"evaluate: run {run_id} tracked in {where}")
+    else:
+        print(f"evaluate: identical to run {run_id} in {where} (same code, params, data): kept")
+
+
 def run(
     model_path: Path = paths.MODEL,
     test_path: Path = paths.TEST_DATA,
@@ -102,25 +117,19 @@ def run(
             "met": goal.is_met(value),
         },
     }
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    print(f"evaluate: {shown} on {len(test)} test rows")
+    print(f"evaluate: {goal.verdict(value)}")
+    # Track first: if recording fails, the stage fails without having written
+    # anything, so DVC never takes half a result for a finished one.
+    if params.tracking.enabled:
+        track(params, canvas, report, model_path, raw_path)
+    else:
+        print("evaluate: tracking disabled (tracking.enabled: false in params.yaml)")
     files.write_csv(roc_path, result["roc"])
     files.write_csv(confusion_path, result["confusion"])
     files.write_json(metrics_path, report)
-    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
-    print(f"evaluate: {shown} on {len(test)} test rows -> {metrics_path}")
-    print(f"evaluate: {goal.verdict(value)}")
-
-    if params.tracking.enabled:
-        from ..tracking import record
-
-        data_md5 = files.md5_of(raw_path) if raw_path.is_file() else "unknown"
-        sample = test[params.features.columns].head(5)
-        run_id = record.log_run(params, canvas, report, model, data_md5, sample)
-        print(
-            f"evaluate: run {run_id} tracked in {params.tracking.effective_uri} "
-            f"(experiment '{params.tracking.experiment}')"
-        )
-    else:
-        print("evaluate: tracking disabled (tracking.enabled: false in params.yaml)")
+    print(f"evaluate: metrics -> {metrics_path}, plots -> {roc_path.parent}")
     return report
 
 

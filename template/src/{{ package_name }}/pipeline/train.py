@@ -22,7 +22,7 @@ from ..core.errors import PipelineError
 from ..core.params import Features, Params, load_params
 
 if TYPE_CHECKING:
-    from sklearn.base import ClassifierMixin
+    from sklearn.base import BaseEstimator
     from sklearn.pipeline import Pipeline
 
 
@@ -43,26 +43,26 @@ def _preprocessor(features: Features, *, scale: bool, dense: bool = False) -> An
     return ColumnTransformer(parts)
 
 
-def _logistic_regression(features: Features) -> tuple[Any, type[ClassifierMixin]]:
+def _logistic_regression(features: Features) -> tuple[Any, type[BaseEstimator]]:
     from sklearn.linear_model import LogisticRegression
 
     return _preprocessor(features, scale=True), LogisticRegression
 
 
-def _random_forest(features: Features) -> tuple[Any, type[ClassifierMixin]]:
+def _random_forest(features: Features) -> tuple[Any, type[BaseEstimator]]:
     from sklearn.ensemble import RandomForestClassifier
 
     return _preprocessor(features, scale=False), RandomForestClassifier
 
 
-def _gradient_boosting(features: Features) -> tuple[Any, type[ClassifierMixin]]:
+def _gradient_boosting(features: Features) -> tuple[Any, type[BaseEstimator]]:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     return _preprocessor(features, scale=False, dense=True), HistGradientBoostingClassifier
 
 
 # architecture name -> builder returning (preprocessing step, estimator class)
-ARCHITECTURES: dict[str, Callable[[Features], tuple[Any, type[ClassifierMixin]]]] = {
+ARCHITECTURES: dict[str, Callable[[Features], tuple[Any, type[BaseEstimator]]]] = {
     "logistic_regression": _logistic_regression,
     "random_forest": _random_forest,
     "gradient_boosting": _gradient_boosting,

@@ -1,65 +1,42 @@
 """Record each evaluated model as an MLflow run, in a local SQLite file.
 
-A run holds what is needed to trust and reproduce a result: the git commit,
-the data version (md5 of the raw file, the hash DVC records), the features,
-the architecture and its version, the hyperparameters, the metrics, and the
-model itself. The store is `tracking.uri` in params.yaml (default
-sqlite:///mlflow.db); the MLFLOW_TRACKING_URI environment variable overrides it.
+A run holds what is needed to trust and reproduce a result: the git commit and
+whether the working tree had local changes, a digest of the package code and
+one of everything the run used (code, params, data), the data version (md5 of
+the raw file, the hash DVC records), the features, the architecture and its
+version, the hyperparameters, the metrics, and the model file. The store is
+`tracking.uri` in params.yaml (default sqlite:///mlflow.db); the
+MLFLOW_TRACKING_URI environment variable overrides it.
 
-MLflow is imported here only, when a run is recorded: importing it takes
-seconds, and the other stages do not need it.
+A run identical to one already recorded (same run digest: same code, params
+and data, e.g. `dvc exp run -S` on a hyperparameter of another architecture)
+is not recorded twice. MLflow is imported here only, when a run is recorded:
+importing it takes seconds, and the other stages do not need it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
+from ..core import git
 from ..core.canvas import METRIC_NAMES, Canvas
 from ..core.errors import PipelineError
 from ..core.params import Params
 
-# Libraries the model needs to be loaded again; pinned to the versions in use.
-MODEL_REQUIREMENTS = ("scikit-learn", "pandas", "numpy", "scipy", "joblib", "skops")
-
-
-def git_commit() -> str:
-    """The current git commit, or "unknown" outside a git repository."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() if result.returncode == 0 else "unknown"
-
-
-def pip_requirements() -> list[str]:
-    """Explicit requirements: MLflow then skips its slow inference subprocess."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    pinned = []
-    for name in MODEL_REQUIREMENTS:
-        try:
-            pinned.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            continue
-    return pinned
-
-
-def trusted_types(model: Any) -> list[str]:
-    """Types skops must be told to trust to load this model again (MLflow saves with skops).
-
-    The model was built by this project's code, so its own types are trusted.
-    """
-    import skops.io
-
-    return list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+MISSING_GROUP = (
+    "MLflow is not installed: tracking needs the `tracking` dependency group "
+    "(`uv sync --group tracking`), or set `tracking.enabled: false` in params.yaml"
+)
 
 
 def run_params(params: Params, data_md5: str) -> dict[str, Any]:
-    """The run's parameters, flat; `hp.` prefixes the hyperparameters."""
+    """The run's parameters, flat; `hp.` prefixes the selected architecture's hyperparameters."""
     return {
         "architecture": params.model.architecture,
         "architecture_version": params.model.architecture_version,
@@ -73,70 +50,113 @@ def run_params(params: Params, data_md5: str) -> dict[str, Any]:
     }
 
 
+def code_digest(root: Path = PACKAGE_ROOT) -> str:
+    """sha256 of the package's Python files, by path and content (line endings as stored)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_digest(code: str, used_params: dict[str, Any]) -> str:
+    """sha256 of the code digest and the params used (the data md5 is one of them)."""
+    payload = json.dumps({"code": code, "params": used_params}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def run_tags(canvas: Canvas, report: dict[str, Any], code: str, digest: str) -> dict[str, str]:
+    commit = git.commit()
+    goal = report.get("canvas_goal", {})
+    tags = {
+        "git_commit": commit,
+        "mlflow.source.git.commit": commit,
+        "git_dirty": str(git.has_local_changes()).lower(),
+        "code_digest": code,
+        "run_digest": digest,
+        "canvas_metric": canvas.success_metric.name,
+        "canvas_goal_met": str(goal.get("met", "unknown")).lower(),
+    }
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    return tags
+
+
 def _quiet_mlflow() -> None:
-    """Keep MLflow's start-up chatter (table creation, pip probing) out of the output."""
+    """Keep MLflow's start-up chatter (table creation) out of the output."""
     import logging
 
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
+
+
+def _client(uri: str) -> Any:
+    # No usage telemetry from pipeline runs unless the user asked for it.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    try:
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise PipelineError(MISSING_GROUP) from None
+    _quiet_mlflow()
+    return MlflowClient(tracking_uri=uri)
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else client.create_experiment(name)
+
+
+def _identical_run(client: Any, experiment_id: str, digest: str) -> str | None:
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.run_digest = '{digest}' and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return found[0].info.run_id if found else None
 
 
 def log_run(
-    params: Params,
-    canvas: Canvas,
-    report: dict[str, Any],
-    model: Any,
-    data_md5: str,
-    input_sample: Any = None,
-) -> str:
-    """Record one run and its model; return the MLflow run id."""
+    params: Params, canvas: Canvas, report: dict[str, Any], model_path: Path, data_md5: str
+) -> tuple[str, bool]:
+    """Record one run and its model file; return (run id, whether it is a new run)."""
     import warnings
 
-    # No usage telemetry from pipeline runs unless the user asked for it.
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import mlflow
-        import mlflow.sklearn
-        from mlflow.models import infer_signature
+    uri = params.tracking.effective_uri
+    used = run_params(params, data_md5)
+    code = code_digest()
+    digest = run_digest(code, used)
+    now = int(time.time() * 1000)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client = _client(uri)
+            from mlflow.entities import Metric, Param, RunTag
 
-        _quiet_mlflow()
-        uri = params.tracking.effective_uri
-        commit = git_commit()
-        metrics = {name: float(report[name]) for name in METRIC_NAMES if name in report}
-        goal = report.get("canvas_goal", {})
-        tags = {
-            "git_commit": commit,
-            "mlflow.source.git.commit": commit,
-            "canvas_metric": canvas.success_metric.name,
-            "canvas_goal_met": str(goal.get("met", "unknown")).lower(),
-        }
-        if os.environ.get("DVC_EXP_NAME"):
-            tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
-        try:
-            mlflow.set_tracking_uri(uri)
-            mlflow.set_experiment(params.tracking.experiment)
-            with mlflow.start_run(run_name=os.environ.get("DVC_EXP_NAME")) as run:
-                mlflow.log_params(run_params(params, data_md5))
-                mlflow.log_metrics(metrics)
-                mlflow.set_tags(tags)
-                signature = None
-                if input_sample is not None:
-                    signature = infer_signature(input_sample, model.predict(input_sample))
-                mlflow.sklearn.log_model(
-                    model,
-                    name="model",
-                    pip_requirements=pip_requirements(),
-                    signature=signature,
-                    skops_trusted_types=trusted_types(model),
-                )
-        except PipelineError:
-            raise
-        except Exception as error:
-            message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise PipelineError(
-                f"could not record the run in {uri}: {message} "
-                "(set `tracking.enabled: false` in params.yaml to skip tracking)"
-            ) from None
-    return run.info.run_id
+            experiment_id = _experiment_id(client, params.tracking.experiment)
+            identical = _identical_run(client, experiment_id, digest)
+            if identical:
+                return identical, False
+            tags = run_tags(canvas, report, code, digest)
+            run = client.create_run(experiment_id, run_name=os.environ.get("DVC_EXP_NAME"))
+            run_id = run.info.run_id
+            client.log_batch(
+                run_id,
+                metrics=[
+                    Metric(name, float(report[name]), now, 0)
+                    for name in METRIC_NAMES
+                    if name in report
+                ],
+                params=[Param(key, str(value)) for key, value in used.items()],
+                tags=[RunTag(key, value) for key, value in tags.items()],
+            )
+            client.log_artifact(run_id, str(model_path), artifact_path="model")
+            client.set_terminated(run_id)
+    except PipelineError:
+        raise
+    except Exception as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise PipelineError(
+            f"could not record the run in {uri}: {message} "
+            "(set `tracking.enabled: false` in params.yaml to skip tracking)"
+        ) from None
+    return run_id, True

@@ -3,8 +3,11 @@
 Runs `dvc metrics diff <base> --md` and `dvc params diff <base> --md`, adds the
 canvas goal's pass/fail line and the current metrics, writes the result to
 reports/ci-report.md, and appends it to $GITHUB_STEP_SUMMARY when set (the
-page of a GitHub Actions run). A base that cannot be found (a shallow clone, a
-first commit) is said in the report; it never fails the command.
+page of a GitHub Actions run). The base is the CI's target branch, else the
+repository's default branch, whatever its name (core/git.py); in CI a missing
+`origin/<branch>` is fetched first (GitLab branch pipelines fetch only their
+own branch). A base that still cannot be found (a first commit, no remote) is
+said in the report; it never fails the command.
 """
 
 from __future__ import annotations
@@ -14,47 +17,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..core import files, paths
+from ..core import files, git, paths
 from ..core.canvas import METRIC_NAMES, SuccessMetric, load_canvas
 from ..core.commands import Command
 from ..core.errors import PipelineError
-
-# CI variables naming the branch a change will merge into, in priority order.
-BASE_BRANCH_VARIABLES = (
-    "GITHUB_BASE_REF",  # GitHub Actions, pull requests
-    "CI_MERGE_REQUEST_TARGET_BRANCH_NAME",  # GitLab CI, merge requests
-    "CI_DEFAULT_BRANCH",  # GitLab CI, other pipelines
-)
-
-
-def _git(*args: str) -> subprocess.CompletedProcess[str] | None:
-    try:
-        return subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def ref_resolves(ref: str) -> bool:
-    """True when git knows the ref as a commit."""
-    result = _git("rev-parse", "--verify", "--quiet", ref + "^{commit}")
-    return result is not None and result.returncode == 0
-
-
-def default_base(
-    environ: Mapping[str, str] = os.environ, resolves: Callable[[str], bool] = ref_resolves
-) -> str:
-    """The ref to compare with: the CI's target branch, else origin/main, else main."""
-    for variable in BASE_BRANCH_VARIABLES:
-        branch = environ.get(variable, "").strip()
-        if branch:
-            return f"origin/{branch}"
-    return "origin/main" if resolves("origin/main") else "main"
 
 
 def dvc_diff(kind: str, base: str) -> tuple[bool, str]:
@@ -104,8 +73,9 @@ def build_report(
         lines += _section("Params", base, params_diff, "No parameter changed.")
     else:
         lines += [
-            f"Base `{base}` not found (shallow clone, or no such branch yet): nothing to "
-            f"compare with. Fetch it (`git fetch origin <branch>`) or pass `--base <ref>`.",
+            f"Base `{base}` not found (a first commit, a shallow clone, or no such branch "
+            f"yet): nothing to compare with. Fetch it (`git fetch origin <branch>`) or pass "
+            f"`--base <ref>`.",
             "",
         ]
     lines += ["### Current metrics", "", "| metric | value |", "|---|---|"]
@@ -127,8 +97,8 @@ def run(
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise PipelineError(f"{metrics_path} is not valid JSON: {error}") from None
-    base = base or default_base()
-    base_found = ref_resolves(base)
+    base = base or git.comparison_base()
+    base_found = git.resolves(base) or (bool(os.environ.get("CI")) and git.fetch(base))
     metrics_diff = dvc_diff("metrics", base) if base_found else (False, "")
     params_diff = dvc_diff("params", base) if base_found else (False, "")
     text = build_report(metrics, canvas.success_metric, base, base_found, metrics_diff, params_diff)

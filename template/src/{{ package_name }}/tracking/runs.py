@@ -31,8 +31,13 @@ SELECT
         AS architecture_version,
     (SELECT group_concat(substr(key, 4) || '=' || value, ' ') FROM params
         WHERE run_uuid = r.run_uuid AND key LIKE 'hp.%') AS hyperparameters,
+    (SELECT value FROM params WHERE run_uuid = r.run_uuid AND key = 'features.numeric')
+        AS numeric_features,
+    (SELECT value FROM params WHERE run_uuid = r.run_uuid AND key = 'features.categorical')
+        AS categorical_features,
     (SELECT value FROM params WHERE run_uuid = r.run_uuid AND key = 'data_md5') AS data_md5,
-    (SELECT value FROM tags WHERE run_uuid = r.run_uuid AND key = 'git_commit') AS git_commit
+    (SELECT value FROM tags WHERE run_uuid = r.run_uuid AND key = 'git_commit') AS git_commit,
+    (SELECT value FROM tags WHERE run_uuid = r.run_uuid AND key = 'git_dirty') AS git_dirty
 FROM runs AS r
 JOIN experiments AS e ON e.experiment_id = r.experiment_id
 JOIN latest_metrics AS m ON m.run_uuid = r.run_uuid AND m.key = :metric
@@ -81,9 +86,30 @@ def rank_runs(
     return [dict(row) for row in rows]
 
 
+def features_cell(row: dict[str, Any], width: int = 40) -> str:
+    """`9: radius,texture,...`: how many features, and which, shortened."""
+    names = [
+        name
+        for column in ("numeric_features", "categorical_features")
+        for name in (row.get(column) or "").split(",")
+        if name
+    ]
+    listed = ",".join(names)
+    if len(listed) > width:
+        listed = listed[: width - 3] + "..."
+    return f"{len(names)}: {listed}" if names else "-"
+
+
+def commit_cell(row: dict[str, Any]) -> str:
+    """The commit's first 8 characters, `*` when the tree had local changes."""
+    commit = (row.get("git_commit") or "-")[:8]
+    return commit + ("*" if row.get("git_dirty") == "true" else "")
+
+
 def format_table(rows: list[dict[str, Any]], goal: SuccessMetric) -> str:
     """Plain-text table, best run first."""
-    header = ["#", goal.name, "goal", "architecture", "hyperparameters", "data", "commit", "run"]
+    header = ["#", goal.name, "goal", "architecture", "hyperparameters", "features", "data"]
+    header += ["commit", "run"]
     lines = [header]
     for rank, row in enumerate(rows, start=1):
         lines.append(
@@ -93,8 +119,9 @@ def format_table(rows: list[dict[str, Any]], goal: SuccessMetric) -> str:
                 "met" if goal.is_met(row["metric"]) else "below",
                 f"{row['architecture']} v{row['architecture_version']}",
                 row["hyperparameters"] or "-",
+                features_cell(row),
                 (row["data_md5"] or "-")[:8],
-                (row["git_commit"] or "-")[:8],
+                commit_cell(row),
                 f"{row['run_name']} ({row['started_utc']})",
             ]
         )
@@ -128,6 +155,7 @@ def run(
         f"canvas goal {goal.threshold}), from {db_path}:"
     )
     print(format_table(rows, goal))
+    print("(* the run's tree had changes not committed: see its code_digest tag)")
     return rows
 
 
