@@ -8,6 +8,7 @@ only read it.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,11 +68,12 @@ def committed_clone(
 
     def _clone(case: Case) -> Path:
         if case.id not in cache:
-            project = generate(case)
-            if not (project / ".git").exists():
-                helpers.lock_and_commit(project)
+            # A copy: the generated project stays as Copier wrote it for other tests.
+            origin = tmp_path_factory.mktemp(f"{case.id}-origin") / "project"
+            shutil.copytree(generate(case), origin)
+            helpers.lock_and_commit(origin)
             destination = tmp_path_factory.mktemp(f"{case.id}-clone") / "project"
-            cache[case.id] = helpers.clone(project, destination)
+            cache[case.id] = helpers.clone(origin, destination)
         return cache[case.id]
 
     return _clone

@@ -25,8 +25,12 @@ GIT_IDENTITY = {
     "GIT_COMMITTER_EMAIL": "tests@example.com",
 }
 STEP_TIMEOUT_SECONDS = 900
-# The release before this one, by commit: tags may not travel with a clone.
-PREVIOUS_RELEASE = ("0.1.0", "2e09fc2c13cc8f4464da402fcaf4f66f01d96094")
+# Earlier releases, oldest first, by commit: tags may not travel with a clone.
+RELEASES = (
+    ("0.1.0", "2e09fc2c13cc8f4464da402fcaf4f66f01d96094"),
+    ("0.2.0", "a658e6464d1b1fa1ff56cd710124b8c1b6017e1a"),
+)
+PREVIOUS_RELEASE = RELEASES[-1]
 
 
 def git(path: Path, *args: str) -> str:
@@ -52,20 +56,21 @@ def current_version() -> str:
 
 
 def snapshot_template(destination: Path) -> Path:
-    """A git repo holding the previous release, then the working tree, each tagged.
+    """A git repo holding each earlier release, then the working tree, each tagged.
 
     Copier updates between tags, as users do; the working tree (uncommitted
     changes included) is the newest version.
     """
     destination.mkdir(parents=True)
     git(destination, "init", "-q", "-b", "main")
-    version, commit = PREVIOUS_RELEASE
-    archive = subprocess.run(
-        ["git", "archive", commit], cwd=REPO_ROOT, check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x"], cwd=destination, input=archive, check=True)
-    commit_all(destination, f"release {version}")
-    git(destination, "tag", f"v{version}")
+    for version, commit in RELEASES:
+        archive = subprocess.run(
+            ["git", "archive", commit], cwd=REPO_ROOT, check=True, capture_output=True
+        ).stdout
+        git(destination, "rm", "-rq", "--ignore-unmatch", ".")
+        subprocess.run(["tar", "-x"], cwd=destination, input=archive, check=True)
+        commit_all(destination, f"release {version}")
+        git(destination, "tag", f"v{version}")
     git(destination, "rm", "-rq", ".")
     for relative in template_files(REPO_ROOT):
         target = destination / relative
@@ -235,6 +240,24 @@ def ci_steps(project: Path) -> list[Step]:
     return [Step("README: the whole local CI", "uv run poe ci")]
 
 
+def user_environment(**overrides: str) -> dict[str, str]:
+    """The environment of a developer's shell: not CI, bytecode written, the same caches.
+
+    HOME may be overridden (e.g. to hide credentials): uv's cache and pyenv's
+    root stay where they are, so nothing is downloaded again.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in {"CI", "PYTHONDONTWRITEBYTECODE"}}
+    env.setdefault("UV_CACHE_DIR", _uv_cache_dir())
+    env.setdefault("PYENV_ROOT", str(Path.home() / ".pyenv"))
+    env.update(overrides)
+    return env
+
+
+def _uv_cache_dir() -> str:
+    result = subprocess.run(["uv", "cache", "dir"], capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
 def run_step(project: Path, step: Step, extra_env: dict[str, str] | None = None) -> str:
     """Run one CI step the way the runner would (bash, stop at the first error)."""
     env = {**os.environ, "CI": "true", **step.env, **(extra_env or {})}
@@ -286,11 +309,15 @@ def poe_tasks(project: Path) -> dict[str, object]:
 
 
 def expand_task(tasks: dict[str, object], name: str) -> list[str]:
-    """The leaf tasks a task runs, in order (sequences are flattened)."""
+    """The named tasks a task runs, in order: sequences of task names are flattened.
+
+    A sequence of inline commands (e.g. `sample-data`) is one task, as the
+    workflows call it by its name.
+    """
     task = tasks[name]
     sequence = task if isinstance(task, list) else None
     if isinstance(task, dict) and "sequence" in task:
         sequence = task["sequence"]
-    if sequence is None:
+    if sequence is None or not all(isinstance(item, str) for item in sequence):
         return [name]
     return [leaf for item in sequence for leaf in expand_task(tasks, item)]

@@ -123,7 +123,7 @@ def add_own_work(project: Path) -> None:
 
 @dataclass(frozen=True)
 class Update:
-    start_version: str  # "previous" (the last release) or "current"
+    start_version: str  # a release ("0.1.0") or "current"
     start_level: int
     end_level: int
     representative: bool  # runs on every .ci/run; the others in the full matrix
@@ -132,37 +132,44 @@ class Update:
     def id(self) -> str:
         return f"{self.start_version}-l{self.start_level}-to-current-l{self.end_level}"
 
+    @property
+    def ref(self) -> str:
+        return "HEAD" if self.start_version == "current" else f"v{self.start_version}"
+
+    @property
+    def layout(self) -> str:
+        """Where the moved modules are in the start version."""
+        return "0.1" if self.start_version == "0.1.0" else "0.2"
+
     def param(self) -> object:
         marks = [] if self.representative else [pytest.mark.full_matrix]
         return pytest.param(self, id=self.id, marks=marks)
 
 
+PREVIOUS = helpers.PREVIOUS_RELEASE[0]
+OLDEST = helpers.RELEASES[0][0]
 UPDATES = [
     Update("current", 1, 2, representative=True),
-    Update("previous", 2, 2, representative=True),
-    Update("previous", 1, 1, representative=False),
-    Update("previous", 1, 2, representative=False),
+    Update(PREVIOUS, 2, 2, representative=True),
+    Update(PREVIOUS, 1, 2, representative=False),
+    Update(OLDEST, 2, 2, representative=False),  # across the 0.2.0 move of modules
+    Update(OLDEST, 1, 1, representative=False),
+    Update(OLDEST, 1, 2, representative=False),
 ]
-
-
-def start_ref(update: Update) -> str:
-    version = helpers.PREVIOUS_RELEASE[0] if update.start_version == "previous" else None
-    return f"v{version}" if version else "HEAD"
 
 
 @pytest.fixture(scope="module", params=[update.param() for update in UPDATES])
 def updated(request, template: Path, tmp_path_factory: pytest.TempPathFactory):
     update: Update = request.param
     project = tmp_path_factory.mktemp(update.id) / "project"
-    layout = "0.1" if update.start_version == "previous" else "0.2"
     helpers.copy_template(
         template,
         project,
         {"project_name": PROJECT_NAME, "level": update.start_level},
-        vcs_ref=start_ref(update),
+        vcs_ref=update.ref,
     )
     helpers.lock_and_commit(project, "Start")
-    apply_team_edits(project, update.start_level, layout)
+    apply_team_edits(project, update.start_level, update.layout)
     add_own_work(project)
     helpers.commit_all(project, "Team work")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests import helpers
+from tests import filemap, helpers
 
 BAD_ANSWERS = {
     "package-starts-with-digit": ({"package_name": "1abc"}, "not a valid package name"),
@@ -14,6 +16,10 @@ BAD_ANSWERS = {
     "package-has-dash": ({"package_name": "my-pkg"}, "not a valid package name"),
     "package-upper-case": ({"package_name": "MyPkg"}, "not a valid package name"),
     "package-shadows-dependency": ({"package_name": "pandas"}, "would shadow"),
+    "package-shadows-sqlalchemy": ({"package_name": "sqlalchemy"}, "would shadow"),
+    "package-shadows-alembic": ({"package_name": "alembic"}, "would shadow"),
+    "package-shadows-stdlib-json": ({"package_name": "json"}, "standard library"),
+    "package-shadows-stdlib-logging": ({"package_name": "logging"}, "standard library"),
     "project-name-empty": ({"project_name": "  "}, "must not be empty"),
     "project-name-quote": ({"project_name": 'My "best" model'}, "without double quotes"),
     "project-name-without-letters": ({"project_name": "!!!"}, "not a valid package name"),
@@ -55,3 +61,10 @@ def test_default_package_name(template: Path, tmp_path: Path, answers: dict, pac
     assert f"package_name: {package}\n" in (destination / ".copier-answers.yml").read_text(
         encoding="utf-8"
     )
+
+
+def test_every_standard_library_module_is_refused():
+    """The list in copier.yml holds every public stdlib module of the running Python."""
+    refused = set(json.loads(filemap.copier_config()["stdlib_module_names"]["default"]))
+    public = {name for name in sys.stdlib_module_names if not name.startswith("_")}
+    assert public <= refused

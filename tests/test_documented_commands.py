@@ -1,0 +1,182 @@
+"""The generated README and docs work as written, on the paths users take.
+
+Every command of a `console` block (and every command of the README's
+tables) runs in order on a freshly generated project, as a new user would
+type it. Then the data path of docs/data.md (push, clone in another folder,
+pull, reproduce), a Windows-style checkout, and a cloud remote without
+credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests import cases, helpers
+
+DOC_ORDER = (
+    "README.md",
+    "docs/data.md",
+    "docs/experiments.md",
+    "docs/deploy-by-hand.md",
+    "docs/canvas.md",
+)
+# Commands a test here cannot run as written, and where they are proven instead.
+NOT_RUN_HERE = {
+    "uvx copier update": "updates need the template source: tests/test_upgrade.py",
+}
+DATA_CASE = "l2-github-py311-proprietary-local"  # level 2, GitHub, the default local remote
+CONSOLE_BLOCK = re.compile(r"^ *```console\n(?P<body>.*?)^ *```", re.MULTILINE | re.DOTALL)
+TABLE_COMMAND = re.compile(r"^\| `(?P<command>uv run [^`]+)` \|", re.MULTILINE)
+
+
+def documented_commands(project: Path) -> list[tuple[str, str]]:
+    """(file, command) for every runnable command of the docs, in reading order."""
+    found = []
+    for name in DOC_ORDER:
+        path = project / name
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        spans = [(m.start(), m["body"].splitlines()) for m in CONSOLE_BLOCK.finditer(text)]
+        spans += [(m.start(), [m["command"]]) for m in TABLE_COMMAND.finditer(text)]
+        for _, lines in sorted(spans):
+            found += [(name, line.strip()) for line in lines if line.strip()]
+    return found
+
+
+def skip_reason(command: str) -> str | None:
+    if "<" in command and ">" in command:
+        return "a placeholder for the reader's own value"
+    return next((why for start, why in NOT_RUN_HERE.items() if command.startswith(start)), None)
+
+
+def run_as_user(project: Path, command: str) -> subprocess.CompletedProcess:
+    env = helpers.user_environment()
+    return subprocess.run(
+        ["bash", "-c", command], cwd=project, env=env, capture_output=True, text=True,
+        timeout=helpers.STEP_TIMEOUT_SECONDS,
+    )  # fmt: skip
+
+
+def fresh_copy(generate, case, tmp_path: Path) -> Path:
+    project = tmp_path / "work" / "project"
+    shutil.copytree(generate(case), project)
+    return project
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case",
+    [cases.BY_ID[case_id].param() for case_id in ("l1-github-py312-mit-local", DATA_CASE)],
+)
+def test_every_documented_command_runs_as_written(generate, case, tmp_path):
+    project = fresh_copy(generate, case, tmp_path)
+    commands = documented_commands(project)
+    assert len(commands) > 10, commands
+    for source, command in commands:
+        if skip_reason(command):
+            continue
+        result = run_as_user(project, command)
+        nothing_to_commit = command.startswith("git commit") and "nothing to commit" in (
+            result.stdout + result.stderr
+        )
+        assert result.returncode == 0 or nothing_to_commit, (
+            f"{source}: `{command}` failed\n{(result.stdout + result.stderr)[-4000:]}"
+        )
+    # Every file the commands wrote is either committed or ignored.
+    untracked = helpers.git(project, "status", "--porcelain", "--untracked-files=all")
+    assert not [line for line in untracked.splitlines() if line.startswith("??")]
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def pushed_origin(generate, tmp_path_factory) -> Path:
+    """A level-2 project set up as the README says, its data pushed to the default remote."""
+    case = cases.BY_ID[DATA_CASE]
+    project = tmp_path_factory.mktemp("origin") / "project"
+    shutil.copytree(generate(case), project)
+    for command in (
+        "git init",
+        "uv run poe ci",
+        "git add -A",
+        "git commit -q -m start",
+        "uv run poe push",
+    ):
+        result = run_as_user(project, command)
+        assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+    return project
+
+
+@pytest.mark.slow
+def test_the_data_reaches_a_clone_in_another_folder(pushed_origin, tmp_path):
+    remote = pushed_origin.parent / "project-dvc-storage"
+    assert remote.is_dir()  # ../../ from .dvc/: beside the project
+    clone = helpers.clone(pushed_origin, tmp_path / "elsewhere" / "project")
+
+    missing = run_as_user(clone, "uv run poe pull")
+    assert missing.returncode != 0
+    assert f"the folder {tmp_path / 'elsewhere' / 'project-dvc-storage'}" in missing.stderr
+    assert "does not exist" in missing.stderr and "remote modify --local" in missing.stderr
+
+    for command in (
+        f"uv run dvc remote modify --local storage url {remote}",
+        "uv run poe pull",
+        "uv run poe pipeline",
+    ):
+        result = run_as_user(clone, command)
+        assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+    raw = "data/raw/dataset.csv"
+    assert md5(clone / raw) == md5(pushed_origin / raw)
+    assert "Data and pipelines are up to date" in run_as_user(clone, "uv run dvc status").stdout
+
+
+@pytest.mark.slow
+def test_a_windows_checkout_keeps_the_pipeline_up_to_date(pushed_origin, tmp_path):
+    """core.autocrlf=true (Git for Windows' default) must not change what DVC hashes."""
+    clone = tmp_path / "windows"
+    subprocess.run(
+        ["git", "-c", "core.autocrlf=true", "clone", "-q", str(pushed_origin), str(clone)],
+        check=True,
+        capture_output=True,
+    )
+    helpers.git(clone, "config", "core.autocrlf", "true")
+    assert "w/crlf" not in helpers.git(clone, "ls-files", "--eol")
+    remote = pushed_origin.parent / "project-dvc-storage"
+    for command in (f"uv run dvc remote modify --local storage url {remote}", "uv run poe pull"):
+        result = run_as_user(clone, command)
+        assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+    assert "Data and pipelines are up to date" in run_as_user(clone, "uv run dvc status").stdout
+
+
+@pytest.mark.slow
+def test_a_cloud_remote_without_credentials_fails_fast_with_the_fix(generate, tmp_path):
+    case = cases.BY_ID["l1-gitlab-py311-apache-s3"]
+    project = fresh_copy(generate, case, tmp_path)
+    home = tmp_path / "empty-home"
+    home.mkdir()
+    env = helpers.user_environment(HOME=str(home))
+    for variable in [name for name in env if name.startswith("AWS_")]:
+        del env[variable]
+    for command in ("git init -q", "uv run poe sample-data", "git add -A", "git commit -q -m s"):
+        subprocess.run(
+            ["bash", "-c", command], cwd=project, env=env, check=True, capture_output=True
+        )
+
+    # What `git push` runs through the pre-push hook (a guard timeout, not a speed target).
+    result = subprocess.run(
+        ["uv", "run", "poe", "push"], cwd=project, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert "no credentials for the DVC remote 'storage' (s3://my-bucket/" in result.stderr
+    assert "SKIP=dvc-pre-push git push" in result.stderr
