@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,6 +139,60 @@ def bench_pipeline(workdir: Path, runs: int) -> dict:
     }
 
 
+# Where a tracked run's time goes, in the evaluate stage's situation (pandas and
+# scikit-learn already imported); printed as JSON by the project's Python.
+TRACKING_BREAKDOWN = """
+import json, os, time
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+import pandas, sklearn.metrics
+start = time.perf_counter()
+from mlflow.tracking import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+imported = time.perf_counter()
+client = MlflowClient(tracking_uri="sqlite:///mlflow.db")
+experiment = client.get_experiment_by_name("pipeline")
+opened = time.perf_counter()
+run = client.create_run(experiment.experiment_id)
+client.log_batch(run.info.run_id, metrics=[Metric("roc_auc", 0.9, 0, 0)],
+                 params=[Param("p", "1")], tags=[RunTag("t", "1")])
+client.log_artifact(run.info.run_id, "models/model.joblib", artifact_path="model")
+client.set_terminated(run.info.run_id)
+done = time.perf_counter()
+print(json.dumps({"import_mlflow": imported - start, "open_store": opened - imported,
+                  "log_run": done - opened}))
+"""
+
+
+def bench_tracking_breakdown(project: Path, runs: int) -> dict:
+    samples: dict[str, list[float]] = {}
+    for _ in range(runs):
+        result = subprocess.run(
+            ["uv", "run", "python", "-c", TRACKING_BREAKDOWN],
+            cwd=project, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        for key, value in json.loads(result.stdout.strip().splitlines()[-1]).items():
+            samples.setdefault(key, []).append(value)
+    return {f"{key}_seconds": median(values) for key, values in samples.items()}
+
+
+def bench_group_sizes(project: Path, workdir: Path) -> dict:
+    """Size of the runtime environment, and what each dependency group adds to it."""
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    sizes = {}
+    for group in ["(runtime)", *pyproject["dependency-groups"]]:
+        environment = workdir / f"venv-{group.strip('()')}"
+        command = ["uv", "sync", "--no-default-groups", "--quiet"]
+        if group != "(runtime)":
+            command += ["--group", group]
+        subprocess.run(
+            command, cwd=project, check=True, capture_output=True,
+            env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(environment)},
+        )  # fmt: skip
+        sizes[group] = round(directory_size_mb(environment))
+    runtime = sizes.pop("(runtime)")
+    return {"runtime_mb": runtime, **{f"{g}_adds_mb": s - runtime for g, s in sizes.items()}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per measure (median)")
@@ -158,6 +213,8 @@ def main() -> int:
         results["copy_to_green_level1"] = bench_copy_to_green(template, workdir, 1, green_runs)
         results["copy_to_green_level2"] = bench_copy_to_green(template, workdir, 2, green_runs)
         results["pipeline_level2"] = bench_pipeline(workdir, green_runs)
+        results["tracking_breakdown"] = bench_tracking_breakdown(workdir / "green-2-0", args.runs)
+        results["dependency_groups_level2"] = bench_group_sizes(workdir / "green-2-0", workdir)
 
     output = REPO_ROOT / "bench" / "results" / "latest.json"
     output.parent.mkdir(exist_ok=True)
