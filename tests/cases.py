@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-LEVELS = (1, 2)
+LEVELS = (1, 2, 3)
 PROVIDERS = ("github", "gitlab", "none")
 # Defaults first: cell 0 answers nothing at all.
 PYTHONS = ("3.12", "3.11", "3.13")
@@ -85,14 +85,15 @@ def build_cases() -> list[Case]:
 CASES = build_cases()
 BY_ID = {case.id: case for case in CASES}
 
-# Run end to end on every `.ci/run`: every provider, every Python version, both
-# levels, and the pure defaults.
+# Run end to end on every `.ci/run`: every provider, every Python version,
+# every level, and the pure defaults. A cell runs the checks of its level and
+# of every level below it.
 REPRESENTATIVE = (
     "l1-github-py312-mit-local",
     "l1-gitlab-py311-apache-s3",
-    "l2-github-py311-proprietary-local",
-    "l2-gitlab-py313-mit-s3",
     "l2-none-py312-apache-gcs",
+    "l3-github-py313-apache-local",
+    "l3-gitlab-py312-proprietary-s3",
 )
 
 

@@ -76,12 +76,17 @@ def conditional_excludes() -> list[tuple[str, list[str]]]:
     return entries
 
 
+def render_path(pattern: str, values: dict) -> str:
+    """A pattern may name the package: `/src/{{ package_name }}/release`."""
+    return _jinja().from_string(pattern).render(values)
+
+
 def excluded_paths(answers: dict) -> list[str]:
     values = context(answers)
     excluded = []
     for condition, paths in conditional_excludes():
         if _jinja().from_string(f"{{{{ {condition} }}}}").render(values) == "True":
-            excluded.extend(paths)
+            excluded.extend(render_path(path, values) for path in paths)
     return excluded
 
 

@@ -24,6 +24,7 @@ DOC_ORDER = (
     "docs/data.md",
     "docs/experiments.md",
     "docs/deploy-by-hand.md",
+    "docs/delivery.md",
     "docs/canvas.md",
 )
 # Commands a test here cannot run as written, and where they are proven instead.

@@ -130,7 +130,8 @@ def test_every_conditional_path_exists_in_the_template():
     """A typo in the file map would silently keep a file: each path must exist."""
     shipped = filemap.rendered_template_files("package")
     for condition, paths in filemap.conditional_excludes():
-        for pattern in paths:
+        for raw in paths:
+            pattern = filemap.render_path(raw, {"package_name": "package"})
             assert any(filemap.matches(path, pattern) for path in shipped), (
                 f"{pattern} (excluded when {condition}) matches no file under template/"
             )

@@ -149,9 +149,12 @@ class Update:
 PREVIOUS = helpers.PREVIOUS_RELEASE[0]
 OLDEST = helpers.RELEASES[0][0]
 UPDATES = [
-    Update("current", 1, 2, representative=True),
+    Update("current", 1, 2, representative=False),
+    Update("current", 2, 3, representative=True),
+    Update("current", 1, 3, representative=False),
     Update(PREVIOUS, 2, 2, representative=True),
     Update(PREVIOUS, 1, 2, representative=False),
+    Update(PREVIOUS, 2, 3, representative=False),
     Update(OLDEST, 2, 2, representative=False),  # across the 0.2.0 move of modules
     Update(OLDEST, 1, 1, representative=False),
     Update(OLDEST, 1, 2, representative=False),

@@ -2,7 +2,8 @@
 
 A run holds what is needed to trust and reproduce a result: the git commit and
 whether the working tree had local changes, a digest of the package code and
-one of everything the run used (code, params, data), the data version (md5 of
+one of everything the run used (code, params, data), the md5 of the model
+file (how level 3 finds the run of a model), the data version (md5 of
 the raw file, the hash DVC records), the features, the architecture and its
 version, the hyperparameters, the metrics, and the model file. The store is
 `tracking.uri` in params.yaml (default sqlite:///mlflow.db); the
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core import git
+from ..core import files, git
 from ..core.canvas import METRIC_NAMES, Canvas
 from ..core.errors import PipelineError
 from ..core.params import Params
@@ -65,10 +66,13 @@ def run_digest(code: str, used_params: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def run_tags(canvas: Canvas, report: dict[str, Any], code: str, digest: str) -> dict[str, str]:
+def run_tags(
+    canvas: Canvas, report: dict[str, Any], code: str, digest: str, model_md5: str
+) -> dict[str, str]:
     commit = git.commit()
     goal = report.get("canvas_goal", {})
     tags = {
+        "model_md5": model_md5,
         "git_commit": commit,
         "mlflow.source.git.commit": commit,
         "git_dirty": str(git.has_local_changes()).lower(),
@@ -136,7 +140,7 @@ def log_run(
             identical = _identical_run(client, experiment_id, digest)
             if identical:
                 return identical, False
-            tags = run_tags(canvas, report, code, digest)
+            tags = run_tags(canvas, report, code, digest, files.md5_of(model_path))
             run = client.create_run(experiment_id, run_name=os.environ.get("DVC_EXP_NAME"))
             run_id = run.info.run_id
             client.log_batch(

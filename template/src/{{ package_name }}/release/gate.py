@@ -1,0 +1,281 @@
+"""Command `gate`: may the model the pipeline just trained replace the champion?
+
+It passes only when
+1. every measurable canvas target holds on the test split: the success metric
+   and its threshold, and the latency budget, measured on the model itself
+   (p95 of single-row predictions, in this process);
+2. it beats the current champion by at least `gate.margin` (deploy.yaml), both
+   models scored on the same test rows: the champion is re-scored here, never
+   compared through numbers computed on other data. With no champion yet (or
+   no registry), it says so and judges on the canvas alone;
+3. optionally, no slice (each category of `gate.slice_column`) is worse than
+   the champion's by more than `gate.max_slice_drop`.
+
+It writes reports/gate.json (the verdict, each check with its numbers) and
+reports/gate.md (the same as a table, also appended to the GitHub job
+summary). A refusal exits 1 with a one-line reason; `register` only takes a
+model whose verdict passed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core import files, paths
+from ..core.canvas import Canvas, SuccessMetric, load_canvas
+from ..core.commands import Command
+from ..core.errors import PipelineError
+from ..core.params import Params, load_params
+from .settings import (
+    DEPLOY_SETTINGS,
+    GATE_REPORT,
+    GATE_SUMMARY,
+    GateSettings,
+    load_gate_settings,
+    load_registry_settings,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool | None  # None: not judged (said in `detail`)
+    value: float | None
+    wanted: str
+    detail: str
+
+
+def test_rows(interim_path: Path, params: Params) -> pd.DataFrame:
+    """The test split's rows with every column: the same rows for both models."""
+    from ..pipeline.preprocess import split
+
+    frame = files.read_csv(interim_path, paths.READ_STAGE_HINT)
+    _, test = split(frame, params.features.target, params.split)
+    return test
+
+
+def score(
+    model: Any, rows: pd.DataFrame, numeric: list[str], categorical: list[str], target: str
+) -> dict[str, float]:
+    """The canvas metrics of a model on rows (a model needs only its own features)."""
+    from ..core.params import Features
+    from ..pipeline.evaluate import evaluate
+
+    return evaluate(model, rows, Features(numeric, categorical, target))["metrics"]
+
+
+def latency_p95_ms(model: Any, rows: pd.DataFrame, columns: list[str], count: int) -> float:
+    """p95 of single-row predict_proba calls, in milliseconds, in this process."""
+    import numpy as np
+
+    sample = rows[columns].head(count)
+    model.predict_proba(sample.iloc[[0]])  # warm-up: first calls pay lazy set-ups
+    timings = []
+    for index in range(len(sample)):
+        row = sample.iloc[[index]]
+        start = time.perf_counter()
+        model.predict_proba(row)
+        timings.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(timings, 95))
+
+
+def beats(goal: SuccessMetric, candidate: float, champion: float, margin: float) -> bool:
+    if goal.higher_is_better:
+        return candidate >= champion + margin
+    return candidate <= champion - margin
+
+
+def canvas_checks(
+    canvas: Canvas, metrics: dict[str, float], p95_ms: float, rows: int
+) -> list[Check]:
+    goal = canvas.success_metric
+    value = metrics[goal.name]
+    direction = ">=" if goal.higher_is_better else "<="
+    checks = [
+        Check(
+            "canvas metric",
+            goal.is_met(value),
+            value,
+            f"{goal.name} {direction} {goal.threshold}",
+            f"{goal.name} = {value:.4f} on {rows} test rows",
+        )
+    ]
+    budget = canvas.latency_budget_ms
+    checks.append(
+        Check(
+            "latency",
+            None if budget is None else p95_ms <= budget,
+            round(p95_ms, 3),
+            "no budget in canvas.yaml" if budget is None else f"p95 <= {budget:g} ms",
+            f"p95 of single-row predictions = {p95_ms:.2f} ms",
+        )
+    )
+    return checks
+
+
+def champion_check(
+    goal: SuccessMetric, candidate: float, champion: dict | None, margin: float, note: str
+) -> Check:
+    if champion is None:
+        return Check("beats the champion", None, None, f"by {margin:g}", note)
+    value = champion["metrics"][goal.name]
+    needed = value + margin if goal.higher_is_better else value - margin
+    return Check(
+        "beats the champion",
+        beats(goal, candidate, value, margin),
+        value,
+        f"{'>=' if goal.higher_is_better else '<='} {needed:.4f} (margin {margin:g})",
+        f"{goal.name} {candidate:.4f} vs champion v{champion['version']}'s {value:.4f}, "
+        "re-scored on the same rows",
+    )
+
+
+def slice_checks(
+    goal: SuccessMetric,
+    rows: pd.DataFrame,
+    candidate: Any,
+    champion: dict | None,
+    params: Params,
+    settings: GateSettings,
+) -> list[Check]:
+    column = settings.slice_column
+    if column is None:
+        return []
+    if column not in rows.columns:
+        raise PipelineError(
+            f"{DEPLOY_SETTINGS}: `gate.slice_column` is {column!r}, not a column of the data; "
+            f"valid: {', '.join(map(str, rows.columns))}."
+        )
+    if champion is None:
+        return [Check(f"slices of {column}", None, None, "", "no champion to compare with")]
+    checks = []
+    for value, part in rows.groupby(column, dropna=False):
+        name = f"slice {column}={value}"
+        if len(part) < settings.min_slice_rows or part[params.features.target].nunique() < 2:
+            checks.append(Check(name, None, None, "", f"{len(part)} rows: too few to judge"))
+            continue
+        mine = score(candidate, part, *features_of(params))[goal.name]
+        theirs = score(champion["model"], part, *champion["features"])[goal.name]
+        drop = settings.max_slice_drop
+        bound = theirs - drop if goal.higher_is_better else theirs + drop
+        passed = mine >= bound if goal.higher_is_better else mine <= bound
+        wanted = f"{'>=' if goal.higher_is_better else '<='} {bound:.4f}"
+        checks.append(
+            Check(name, passed, round(mine, 6), wanted, f"champion {theirs:.4f}, {len(part)} rows")
+        )
+    return checks
+
+
+def features_of(params: Params) -> tuple[list[str], list[str], str]:
+    return params.features.numeric, params.features.categorical, params.features.target
+
+
+def find_champion(params_path: Path, rows: pd.DataFrame) -> tuple[dict | None, str]:
+    """The champion re-scored on `rows`, or None with the reason."""
+    from . import registry
+
+    client, params = registry.open_registry(params_path)
+    if not params.tracking.enabled:
+        return None, "tracking is disabled in params.yaml: no registry to compare with"
+    if os.environ.get("CI") and params.tracking.effective_uri.startswith("sqlite:"):
+        return None, (
+            "no shared registry in CI (set MLFLOW_TRACKING_URI to the team's store): judged "
+            "on the canvas alone; nothing will be promoted"
+        )
+    name = load_registry_settings().model_name
+    version = registry.version_with_alias(client, name, registry.CHAMPION)
+    if version is None:
+        return None, f"no champion yet for model {name!r}: judged on the canvas alone"
+    run = client.get_run(version.run_id)
+    numeric = [c for c in run.data.params.get("features.numeric", "").split(",") if c]
+    categorical = [c for c in run.data.params.get("features.categorical", "").split(",") if c]
+    missing = [c for c in [*numeric, *categorical] if c not in rows.columns]
+    if missing:
+        raise PipelineError(
+            f"the champion (v{version.version}) needs {', '.join(missing)}, absent from the "
+            "data: it cannot be re-scored on the same rows; roll the data back or retire it"
+        )
+    model = registry.load_version_model(name, version.version)
+    features = (numeric, categorical, run.data.params.get("features.target", ""))
+    metrics = score(model, rows, *features)
+    champion = {"version": str(version.version), "metrics": metrics}
+    return {**champion, "model": model, "features": features}, ""
+
+
+def markdown(verdict: dict[str, Any]) -> str:
+    outcome = "PASSED" if verdict["passed"] else "REFUSED"
+    lines = [f"## Gate: {outcome}", "", verdict["reason"], ""]
+    lines += ["| check | result | value | wanted | detail |", "|---|---|---|---|---|"]
+    marks = {True: "pass", False: "FAIL", None: "not judged"}
+    for check in verdict["checks"]:
+        value = "-" if check["value"] is None else f"{check['value']:.4f}"
+        lines.append(
+            f"| {check['name']} | {marks[check['passed']]} | {value} | {check['wanted']} | "
+            f"{check['detail']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def reason(checks: list[Check], passed: bool) -> str:
+    if passed:
+        return "Every check passed: the model may be registered as the challenger."
+    failed = [check for check in checks if check.passed is False]
+    return "; ".join(f"{check.name}: {check.detail} (wanted {check.wanted})" for check in failed)
+
+
+def run(
+    model_path: Path = paths.MODEL,
+    interim_path: Path = paths.INTERIM_DATA,
+    params_path: Path = paths.PARAMS,
+    canvas_path: Path = paths.CANVAS,
+    settings_path: Path = DEPLOY_SETTINGS,
+    report_path: Path = GATE_REPORT,
+    summary_path: Path = GATE_SUMMARY,
+) -> dict[str, Any]:
+    import joblib
+
+    params = load_params(params_path)
+    canvas = load_canvas(canvas_path)
+    settings = load_gate_settings(settings_path)
+    files.require_file(model_path, "run the pipeline first (`uv run poe pipeline`)")
+    candidate = joblib.load(model_path)
+    rows = test_rows(interim_path, params)
+    goal = canvas.success_metric
+    metrics = score(candidate, rows, *features_of(params))
+    p95 = latency_p95_ms(candidate, rows, params.features.columns, settings.latency_rows)
+    champion, note = find_champion(params_path, rows)
+
+    checks = canvas_checks(canvas, metrics, p95, len(rows))
+    checks.append(champion_check(goal, metrics[goal.name], champion, settings.margin, note))
+    checks += slice_checks(goal, rows, candidate, champion, params, settings)
+    passed = all(check.passed is not False for check in checks)
+    verdict = {
+        "passed": passed,
+        "reason": reason(checks, passed),
+        "model_md5": files.md5_of(model_path),
+        "metric": goal.name,
+        "candidate": metrics,
+        "champion": None if champion is None else {k: champion[k] for k in ("version", "metrics")},
+        "test_rows": len(rows),
+        "checks": [asdict(check) for check in checks],
+    }
+    files.write_json(report_path, verdict)
+    summary = markdown(verdict)
+    files.write_text(summary_path, summary)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with Path(os.environ["GITHUB_STEP_SUMMARY"]).open("a", encoding="utf-8") as stream:
+            stream.write(summary + "\n")
+    print(summary)
+    if not passed:
+        raise PipelineError(f"gate refused the model: {verdict['reason']} ({report_path})")
+    return verdict
+
+
+COMMAND = Command("gate", "decide whether the trained model may replace the champion", run)
