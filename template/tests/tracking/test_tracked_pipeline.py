@@ -4,6 +4,7 @@ These tests import MLflow (a few seconds each).
 """
 
 import hashlib
+from contextlib import closing
 import sqlite3
 import sys
 from pathlib import Path
@@ -60,7 +61,7 @@ def _tracked(project, tmp_path, experiment="tracked"):
 
 
 def _tags(db: Path) -> dict[str, str]:
-    with sqlite3.connect(db) as connection:
+    with closing(sqlite3.connect(db)) as connection:
         return dict(connection.execute("SELECT key, value FROM tags").fetchall())
 
 
