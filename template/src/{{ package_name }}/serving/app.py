@@ -186,13 +186,19 @@ def _add_probes(app: Any, state: ModelState) -> None:
 
     status_model = _status_model()
 
-    @app.get("/health", response_model=status_model, summary="The process is alive")
+    @app.get(
+        "/health",
+        response_model=status_model,
+        response_model_exclude_none=True,
+        summary="The process is alive",
+    )
     async def health() -> Any:
         return {"status": "alive"}
 
     @app.get(
         "/ready",
         response_model=status_model,
+        response_model_exclude_none=True,
         summary="The model is loaded and answers",
         responses={503: {"model": status_model, "description": "loading, or loading failed"}},
     )

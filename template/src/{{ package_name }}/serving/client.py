@@ -73,20 +73,23 @@ def request(
 def wait_ready(base_url: str, timeout: float, process: subprocess.Popen | None = None) -> float:
     """Poll /ready until 200; return the seconds waited. Fail if the server stops or fails."""
     start = time.perf_counter()
+    last = "no answer"
     while True:
         if process is not None and process.poll() is not None:
             raise PipelineError(f"the local server stopped with code {process.returncode}")
         try:
             answer = request(join(base_url, "/ready"), timeout=2.0)
-        except PipelineError:
-            answer = None  # not listening yet
+        except PipelineError as error:
+            answer, last = None, str(error)  # not listening yet
         if answer is not None and answer.status == 200:
             return time.perf_counter() - start
         body = answer.body if answer is not None else None
         if isinstance(body, dict) and body.get("status") == "failed":
             raise PipelineError(f"the model failed to load: {body.get('detail')}")
+        if answer is not None:
+            last = f"/ready answered {answer.status}"
         if time.perf_counter() - start > timeout:
-            raise PipelineError(f"{base_url} was not ready after {timeout:g} s")
+            raise PipelineError(f"{base_url} was not ready after {timeout:g} s ({last})")
         time.sleep(0.05)
 
 
@@ -102,10 +105,17 @@ class LocalServer:
     Plain subprocess calls: the same on Linux, macOS and Windows.
     """
 
-    def __init__(self, model_dir: Path, workers: int = 1, timeout: float = READY_TIMEOUT) -> None:
+    def __init__(
+        self,
+        model_dir: Path,
+        workers: int = 1,
+        timeout: float = READY_TIMEOUT,
+        environment: dict[str, str] | None = None,
+    ) -> None:
         self.model_dir = model_dir
         self.workers = workers
         self.timeout = timeout
+        self.environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
         self.port = 0
         self.url = ""
         self.start_seconds = 0.0
@@ -122,9 +132,8 @@ class LocalServer:
         ]  # fmt: skip
         self._log = tempfile.TemporaryFile()
         started = time.perf_counter()
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self._process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=environment
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=self.environment
         )
         try:
             wait_ready(self.url, self.timeout, self._process)

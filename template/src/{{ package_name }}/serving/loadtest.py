@@ -164,7 +164,8 @@ def measure(
     url: str, payloads: list[bytes], concurrencies: list[int], seconds: float
 ) -> list[Level]:
     with _runner() as runner:
-        runner.run(_level(url, payloads, max(concurrencies), WARM_UP_SECONDS))
+        warm_up = min(WARM_UP_SECONDS, seconds / 2)
+        runner.run(_level(url, payloads, max(concurrencies), warm_up))
         return [runner.run(_level(url, payloads, c, seconds)) for c in concurrencies]
 
 
@@ -238,6 +239,7 @@ def run(
     budget_ms: float | None = None,
     workers: int = 1,
     report: Path | None = None,
+    timeout: float = 30.0,
 ) -> list[Level]:
     if bool(url) == start:
         raise PipelineError("load needs either --url URL (a running API) or --start.")
@@ -250,12 +252,12 @@ def run(
     bodies = request_bodies(model_dir, data, batch_rows)
     concurrencies = sorted({1, concurrency})
     if start:
-        with LocalServer(model_dir, workers=workers) as server:
+        with LocalServer(model_dir, workers=workers, timeout=timeout) as server:
             print(f"load: local server ({workers} worker(s)) ready in {server.start_seconds:.2f} s")
             levels, budget = _measure(server.url, bodies, concurrencies, duration, budget_ms)
     else:
         assert url is not None
-        wait_ready(url, 30.0)
+        wait_ready(url, timeout)
         levels, budget = _measure(url, bodies, concurrencies, duration, budget_ms)
     print(table(levels))
     if report is not None:
@@ -299,6 +301,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-ms", type=float, help="p95 limit (default: the canvas budget)")
     parser.add_argument("--workers", type=int, default=1, help="server processes with --start")
     parser.add_argument("--report", type=Path, help="also write the figures as JSON there")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for /ready (30)"
+    )
 
 
 COMMAND = Command(

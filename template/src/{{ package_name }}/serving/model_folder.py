@@ -204,10 +204,10 @@ def check_libraries(metadata: dict[str, Any], source: Path, fast: bool) -> None:
         have, need = _release(installed, parts), _release(wanted, parts)
         if (how == "same" and have != need) or (how == "at least" and have < need):
             shown = ".".join(map(str, need))
+            wanted_spec = f"{name}=={shown}.*" if how == "same" else f"{name}>={shown}"
             raise PipelineError(
-                f"{source} was written with {name} {wanted} but {installed} is installed: "
-                f"install {name} {'==' if how == 'same' else '>='}{shown}.* or {EXPORT_HINT} "
-                "with the installed libraries."
+                f"{source.parent} was written with {name} {wanted} but {installed} is "
+                f"installed: install {wanted_spec}, or {EXPORT_HINT} with the installed libraries."
             )
 
 
