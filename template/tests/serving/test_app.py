@@ -139,6 +139,15 @@ def test_unreadable_bodies_get_4xx(client, raw, status):
     assert _post(client, raw).status_code == status
 
 
+def test_a_body_not_sent_as_json_gets_415(client):
+    answer = client.post(
+        "/predict", content=json.dumps(GOOD), headers={"Content-Type": "text/plain"}
+    )
+
+    assert answer.status_code == 415
+    assert "Content-Type: application/json" in answer.json()["detail"]
+
+
 def test_bodies_over_the_limit_get_413_before_parsing(client):
     big = json.dumps({"rows": [GOOD] * 200}).encode()
 

@@ -176,6 +176,11 @@ def _add_validation_handler(app: Any) -> None:
     from .schema import error_details
 
     async def invalid_request(request: Any, error: RequestValidationError) -> Any:
+        content_type = request.headers.get("content-type", "")
+        if request.method in BODY_METHODS and "json" not in content_type.lower():
+            # FastAPI does not parse such a body as JSON, then reports a puzzling type error.
+            detail = "send the rows as JSON, with the header `Content-Type: application/json`"
+            return JSONResponse({"detail": detail}, status_code=415)
         return JSONResponse({"detail": error_details(list(error.errors()))}, status_code=422)
 
     app.add_exception_handler(RequestValidationError, invalid_request)
@@ -266,6 +271,7 @@ def _add_predict(app: Any, state: ModelState, settings: ServingSettings) -> None
     responses: dict[int | str, Any] = {
         400: {"model": message, "description": "the body is not readable JSON"},
         413: {"model": message, "description": "the body is over the size limit"},
+        415: {"model": message, "description": "the body is not sent as JSON"},
         503: {"model": message, "description": "the model is not loaded yet"},
     }
     if settings.token:
