@@ -33,16 +33,26 @@ def build_folder(
     architecture: str = "logistic_regression",
     canvas: dict[str, Any] | None = None,
     fast: bool = True,
+    coded_category: bool = False,
 ) -> Path:
-    """Train on the tiny frame and write root/serving; return its path."""
+    """Train on the tiny frame and write root/serving; return its path.
+
+    coded_category adds `visits`, a categorical feature coded as whole numbers.
+    """
     params_data = copy.deepcopy(TEST_PARAMS)
     params_data["model"]["architecture"] = architecture
+    canvas_data = copy.deepcopy(canvas or TEST_CANVAS)
+    frame = make_frame()
+    if coded_category:
+        frame["visits"] = [position % 3 for position in range(len(frame))]
+        params_data["features"]["categorical"].append("visits")
+        rule = {"type": "int", "allowed": [0, 1, 2], "max_missing": 0.0}
+        canvas_data["data_contract"]["columns"]["visits"] = rule
     root.mkdir(parents=True, exist_ok=True)
     (root / "params.yaml").write_text(yaml.safe_dump(params_data))
-    (root / "canvas.yaml").write_text(yaml.safe_dump(canvas or TEST_CANVAS))
+    (root / "canvas.yaml").write_text(yaml.safe_dump(canvas_data))
     params = params_file.load_params(root / "params.yaml")
     canvas_settings = canvas_file.load_canvas(root / "canvas.yaml")
-    frame = make_frame()
     selected = frame[[*params.features.columns, params.features.target]]
     train_split, test_split = preprocess.split(selected, params.features.target, params.split)
     model = train.fit(params, train_split)

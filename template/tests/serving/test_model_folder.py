@@ -82,6 +82,20 @@ def test_rows_as_dicts_with_none_work_in_both_paths(tmp_path, test_rows):
     assert all(0 <= a["probability"] <= 1 and a["prediction"] in (0, 1) for a in answers)
 
 
+def test_categories_coded_as_numbers_are_served_by_the_pipeline(tmp_path, test_rows):
+    folder = build_folder(tmp_path, coded_category=True)
+    pipeline = joblib.load(folder / "model.joblib")
+    rows = test_rows[FEATURES].assign(visits=[i % 3 for i in range(len(test_rows))])
+
+    model = model_folder.load_model_folder(folder)
+
+    reason = _metadata(folder)["fast_path"]["reason"]
+    assert reason == "categorical features of a non-text type: visits"
+    assert np.abs(model.predict_proba(rows) - pipeline.predict_proba(rows)).max() == 0
+    as_dicts = rows.head(3).to_dict(orient="records")
+    assert model.answers(as_dicts) == model.answers(rows.head(3))
+
+
 def test_a_failed_conversion_falls_back_to_the_pipeline(tmp_path, monkeypatch):
     def cannot_convert(pipeline, features):
         raise fast_path.FastPathUnavailable("conversion failed: no converter for this model")

@@ -59,9 +59,11 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-def http_requests(url: str, bodies: list[Any], token: str | None) -> list[bytes]:
-    """Ready-to-send POST /predict requests, one per body."""
-    parts = parse_url(join(url, "/predict"))
+def http_requests(
+    url: str, bodies: list[Any], token: str | None, route: str = "/predict"
+) -> list[bytes]:
+    """Ready-to-send POST requests to url + route, one per body."""
+    parts = parse_url(join(url, route))
     host = parts.netloc
     path = parts.path or "/"
     auth = f"Authorization: Bearer {token}\r\n" if token else ""
