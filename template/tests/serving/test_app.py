@@ -126,17 +126,19 @@ def test_non_finite_numbers_get_422(client, number):
 
 
 @pytest.mark.parametrize(
-    ("raw", "status"),
+    ("raw", "statuses"),
     [
-        (b'{"radius": ', 422),  # broken JSON
-        (b"", 422),
-        (b"\xff\xfe", 422),  # not UTF-8
-        (b'{"radius": 1' + b"0" * 5000 + b"}", 400),  # longer than Python's int parsing allows
-        (b"[" * 3000 + b"]" * 3000, 400),  # nesting deeper than the JSON parser's recursion
+        (b'{"radius": ', {422}),  # broken JSON
+        (b"", {422}),
+        (b"\xff\xfe", {422}),  # not UTF-8
+        (b'{"radius": 1' + b"0" * 5000 + b"}", {400}),  # more digits than Python parses
+        # Deep nesting: a RecursionError in the parser (400) up to Python 3.12, parsed then
+        # refused by the schema (422) from 3.13 on.
+        (b"[" * 3000 + b"]" * 3000, {400, 422}),
     ],
 )
-def test_unreadable_bodies_get_4xx(client, raw, status):
-    assert _post(client, raw).status_code == status
+def test_unreadable_bodies_get_4xx(client, raw, statuses):
+    assert _post(client, raw).status_code in statuses
 
 
 def test_a_body_not_sent_as_json_gets_415(client):
