@@ -1,0 +1,10 @@
+"""Serving (level 3): the model folder, the model API and the commands around it.
+
+- model_folder.py: write and load the self-contained folder the API and the
+  container image use (metadata, pipeline, ONNX fast path, examples);
+- fast_path.py: the pipeline converted to ONNX, checked against it;
+- schema.py: request and answer schemas built from the data contract;
+- app.py: the FastAPI app (create_app);
+- serve, score, smoke, load: the commands (serve.py, score.py, smoke.py, loadtest.py);
+- settings.py: deploy.yaml's `serving:` section.
+"""

@@ -1,0 +1,174 @@
+"""Talking to a model API: JSON requests, and a local server for `--start`.
+
+Standard library only (urllib, subprocess), so `smoke` runs anywhere the
+package does, against a local server or a deployed URL (https included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import PipelineError
+
+PACKAGE = __name__.split(".")[0]
+READY_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any  # the decoded JSON, or the raw text when it is not JSON
+    seconds: float
+
+
+def join(base_url: str, path: str) -> str:
+    """base_url + path, keeping a base path such as https://host/models/churn."""
+    return base_url.rstrip("/") + path
+
+
+def request(
+    url: str,
+    method: str = "GET",
+    body: Any = None,
+    token: str | None = None,
+    timeout: float = 10.0,
+) -> Answer:
+    """One HTTP request; any status is an Answer, an unreachable server a PipelineError."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Accept": "application/json"}
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    message = urllib.request.Request(url, data=data, method=method, headers=headers)
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(message, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise PipelineError(f"cannot reach {url}: {reason}") from None
+    seconds = time.perf_counter() - start
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return Answer(status, json.loads(text), seconds)
+    except json.JSONDecodeError:
+        return Answer(status, text, seconds)
+
+
+def wait_ready(base_url: str, timeout: float, process: subprocess.Popen | None = None) -> float:
+    """Poll /ready until 200; return the seconds waited. Fail if the server stops or fails."""
+    start = time.perf_counter()
+    last = "no answer"
+    while True:
+        if process is not None and process.poll() is not None:
+            raise PipelineError(f"the local server stopped with code {process.returncode}")
+        try:
+            answer = request(join(base_url, "/ready"), timeout=2.0)
+        except PipelineError as error:
+            answer, last = None, str(error)  # not listening yet
+        if answer is not None and answer.status == 200:
+            return time.perf_counter() - start
+        body = answer.body if answer is not None else None
+        if isinstance(body, dict) and body.get("status") == "failed":
+            raise PipelineError(f"the model failed to load: {body.get('detail')}")
+        if answer is not None:
+            last = f"/ready answered {answer.status}"
+        if time.perf_counter() - start > timeout:
+            raise PipelineError(f"{base_url} was not ready after {timeout:g} s ({last})")
+        time.sleep(0.05)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+class LocalServer:
+    """`<package> serve` in a child process on a free port, stopped on exit.
+
+    Plain subprocess calls: the same on Linux, macOS and Windows.
+    """
+
+    def __init__(
+        self,
+        model_dir: Path,
+        workers: int = 1,
+        timeout: float = READY_TIMEOUT,
+        environment: dict[str, str] | None = None,
+    ) -> None:
+        self.model_dir = model_dir
+        self.workers = workers
+        self.timeout = timeout
+        self.environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
+        self.port = 0
+        self.url = ""
+        self.start_seconds = 0.0
+        self._process: subprocess.Popen | None = None
+        self._log: Any = None
+
+    def __enter__(self) -> LocalServer:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [
+            sys.executable, "-m", PACKAGE, "serve", "--host", "127.0.0.1",
+            "--port", str(self.port), "--model-dir", str(self.model_dir),
+            "--workers", str(self.workers),
+        ]  # fmt: skip
+        self._log = tempfile.TemporaryFile()
+        started = time.perf_counter()
+        self._process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=self.environment
+        )
+        try:
+            wait_ready(self.url, self.timeout, self._process)
+        except PipelineError as error:
+            self.stop()
+            raise PipelineError(f"{error}{self._last_error()}") from None
+        self.start_seconds = time.perf_counter() - started
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+    def output(self) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", errors="replace")
+
+    def _last_error(self) -> str:
+        """The server's own `error: ...` line, when it printed one."""
+        lines = [line for line in self.output().splitlines() if line.startswith("error: ")]
+        return f" ({lines[-1][len('error: ') :]})" if lines else ""
+
+
+def parse_url(url: str) -> urllib.parse.SplitResult:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise PipelineError(f"--url must be an http:// or https:// address (got {url!r})")
+    return parts

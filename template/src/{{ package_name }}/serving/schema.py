@@ -1,0 +1,210 @@
+"""Request and answer schemas built from the data contract the model was trained under.
+
+One field per feature, in the model's order, from its contract rule:
+- float / int: a number of that type within min..max (inclusive). A number
+  with no bound in the contract is still held to +-`serving.number_limit`,
+  because a huge finite value (1e308) overflows the scaler to infinity;
+- category: a text, one of `allowed` when the contract lists them;
+- `allowed` for numbers: one of the listed values;
+- max_missing > 0: the field may be left out or null; otherwise it is required.
+
+Types are strict (`false` or "12.5" is not a number, 12.0 is not an int),
+NaN and infinities are refused, and a field the model does not know is an
+error. The same models check the rows of `score`, so a file and the API
+accept exactly the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..core.canvas import ColumnRule
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+# The discriminator's tags appear in pydantic's error locations; they are
+# removed from the messages the API returns (see error_details).
+ROW_TAG = "row"
+BATCH_TAG = "batch"
+SHOWN_INPUT_CHARS = 80
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input of the model: its column name, its role and its contract rule."""
+
+    name: str
+    kind: str  # "numeric" or "categorical"
+    rule: ColumnRule
+
+    @property
+    def nullable(self) -> bool:
+        return self.rule.max_missing > 0
+
+
+def _one_of(allowed: list[Any]) -> Any:
+    from pydantic import AfterValidator
+
+    def check(value: Any) -> Any:
+        if value is not None and value not in allowed:
+            raise ValueError(f"must be one of {allowed}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _number_type(rule: ColumnRule, number_limit: float) -> Any:
+    from typing import Annotated
+
+    from pydantic import Field
+
+    base: type = float if rule.type == "float" else int
+    low = rule.min if rule.min is not None else -number_limit
+    high = rule.max if rule.max is not None else number_limit
+    if base is int:
+        # ints are exact: keep the bounds whole so the schema says "integer".
+        low, high = _whole(low, up=True), _whole(high, up=False)
+    constraints: dict[str, Any] = {"strict": True, "ge": low, "le": high}
+    if base is float:
+        constraints["allow_inf_nan"] = False
+    if rule.allowed is None:
+        return Annotated[base, Field(**constraints)]
+    allowed = [base(value) for value in rule.allowed]
+    field = Field(**constraints, json_schema_extra={"enum": allowed})
+    return Annotated[base, field, _one_of(allowed)]
+
+
+def _whole(bound: float, up: bool) -> int:
+    import math
+
+    return math.ceil(bound) if up else math.floor(bound)
+
+
+def _category_type(rule: ColumnRule) -> Any:
+    from typing import Annotated
+
+    from pydantic import Field
+
+    if rule.allowed is None:
+        return Annotated[str, Field(strict=True)]
+    return Literal[tuple(str(value) for value in rule.allowed)]
+
+
+def field_type(feature: Feature, number_limit: float) -> Any:
+    """The pydantic type of one feature, nullable when the contract allows missing values."""
+    rule = feature.rule
+    kind = _category_type(rule) if rule.type == "category" else _number_type(rule, number_limit)
+    return kind | None if feature.nullable else kind
+
+
+def _describe(feature: Feature) -> str:
+    rule = feature.rule
+    parts = [f"{feature.kind} feature, {rule.type}"]
+    if rule.min is not None:
+        parts.append(f"at least {rule.min:g}")
+    if rule.max is not None:
+        parts.append(f"at most {rule.max:g}")
+    if rule.allowed is not None:
+        parts.append(f"one of {rule.allowed}")
+    parts.append("may be missing (null)" if feature.nullable else "required")
+    return ", ".join(parts)
+
+
+def build_row_model(features: list[Feature], number_limit: float) -> type[BaseModel]:
+    """The model of one row: one field per feature, named by its column."""
+    from pydantic import ConfigDict, Field, create_model
+
+    fields: dict[str, Any] = {}
+    for index, feature in enumerate(features):
+        # Column names need not be Python names ("mean radius", "class"): the
+        # field has a safe name and the column as its alias.
+        default = None if feature.nullable else ...
+        info = Field(
+            default, alias=feature.name, title=feature.name, description=_describe(feature)
+        )
+        fields[f"feature_{index}"] = (field_type(feature, number_limit), info)
+    config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+    return create_model("Row", __config__=config, **fields)
+
+
+def build_batch_model(row: type[BaseModel], max_rows: int) -> type[BaseModel]:
+    from typing import Annotated
+
+    from pydantic import ConfigDict, Field, create_model
+
+    rows = Annotated[list[row], Field(min_length=1, max_length=max_rows)]  # type: ignore[valid-type]
+    return create_model(
+        "Batch",
+        __config__=ConfigDict(extra="forbid", strict=True),
+        rows=(rows, Field(..., description=f"1 to {max_rows} rows")),
+    )
+
+
+def _body_kind(value: Any) -> str:
+    return BATCH_TAG if isinstance(value, dict) and isinstance(value.get("rows"), list) else ROW_TAG
+
+
+def build_body_type(row: type[BaseModel], batch: type[BaseModel]) -> Any:
+    """One row, or {"rows": [...]}: the shape decides which, so errors name one shape only."""
+    from typing import Annotated
+
+    from pydantic import Discriminator, Tag
+
+    return Annotated[
+        Annotated[row, Tag(ROW_TAG)] | Annotated[batch, Tag(BATCH_TAG)],
+        Discriminator(_body_kind),
+    ]
+
+
+def build_answer_models(classes: list[Any]) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The answer for one row, and for a batch (a list of those)."""
+    from pydantic import Field, create_model
+
+    if classes and all(isinstance(c, int | str) and not isinstance(c, bool) for c in classes):
+        label: Any = Literal[tuple(classes)]
+    else:
+        label = Any
+    prediction = create_model(
+        "Prediction",
+        prediction=(label, Field(..., description="the predicted class")),
+        probability=(
+            float,
+            Field(..., ge=0, le=1, description="probability of the positive class"),
+        ),
+        model_version=(str, Field(..., description="version of the model that answered")),
+    )
+    predictions = create_model("Predictions", predictions=(list[prediction], ...))
+    return prediction, predictions
+
+
+def _json_safe(value: Any) -> bool:
+    if isinstance(value, float):
+        return value == value and abs(value) != float("inf")
+    return value is None or isinstance(value, bool | int | str)
+
+
+def error_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """pydantic errors as JSON-safe items: location, message, type, and the input if plain.
+
+    The raw errors may hold NaN or infinity as input: echoing them would make
+    the JSON encoder fail, turning a 422 into a 500.
+    """
+    details = []
+    for error in errors:
+        location = list(error.get("loc", ()))
+        if len(location) > 1 and location[0] == "body" and location[1] in (ROW_TAG, BATCH_TAG):
+            del location[1]
+        item: dict[str, Any] = {
+            "loc": location,
+            "msg": str(error.get("msg", "")),
+            "type": str(error.get("type", "")),
+        }
+        value = error.get("input")
+        if _json_safe(value) and not isinstance(value, dict | list):
+            if isinstance(value, str) and len(value) > SHOWN_INPUT_CHARS:
+                value = value[:SHOWN_INPUT_CHARS] + "..."
+            item["input"] = value
+        details.append(item)
+    return details

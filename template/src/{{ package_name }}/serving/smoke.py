@@ -1,0 +1,255 @@
+"""Command `smoke`: check a running model API end to end, local or deployed.
+
+    uv run <package> smoke --url https://churn.example.com   # a deployed API
+    uv run <package> smoke --start                           # a local server, started and stopped
+
+Checks, in order: /health answers; /ready answers 200; /version names this
+project and the expected model version (the local model folder's, or
+--expect-version); the examples recorded in the model folder get the
+probabilities recorded at export; rows of the test split (--data) get one
+answer each, with a probability between 0 and 1 and a known class; a row that
+breaks the contract gets 422; and, when a token is configured, /predict
+without it gets 401. The first failed check is the one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..core import paths
+from ..core.commands import Command
+from ..core.errors import PipelineError
+from .client import Answer, LocalServer, join, parse_url, request, wait_ready
+from .model_folder import read_features
+from .schema import Feature
+from .settings import ServingSettings, load_serving_settings
+
+# Answers are rounded to 6 decimals; the fast path may differ by 1e-5.
+PROBABILITY_TOLERANCE = 2e-5
+
+
+class Checks:
+    """Run named checks against one API; stop at the first failure."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url
+        self.token = token
+        self.passed: list[str] = []
+
+    def call(self, method: str, path: str, body: Any = None, token: str | None = "") -> Answer:
+        token = self.token if token == "" else token
+        return request(join(self.url, path), method, body, token=token)
+
+    def expect(self, name: str, answer: Answer, status: int, test: Callable[[Any], str]) -> Any:
+        """Fail unless the answer has `status` and test(body) returns no problem."""
+        if answer.status != status:
+            raise PipelineError(
+                f"smoke: {name}: expected HTTP {status}, got {answer.status}: "
+                f"{str(answer.body)[:200]}"
+            )
+        problem = test(answer.body)
+        if problem:
+            raise PipelineError(f"smoke: {name}: {problem}")
+        self.passed.append(f"{name} ({answer.seconds * 1000:.1f} ms)")
+        print(f"smoke: ok  {name} ({answer.seconds * 1000:.1f} ms)")
+        return answer.body
+
+
+def _answers_problem(body: Any, count: int, classes: list[Any] | None, version: str) -> str:
+    answers = body.get("predictions") if isinstance(body, dict) else None
+    if not isinstance(answers, list) or len(answers) != count:
+        return f"expected {count} answers, got {str(body)[:200]}"
+    for index, answer in enumerate(answers):
+        probability = answer.get("probability")
+        if not isinstance(probability, int | float) or not 0 <= probability <= 1:
+            return f"answer {index} has no probability between 0 and 1: {answer}"
+        if classes is not None and answer.get("prediction") not in classes:
+            return f"answer {index} predicts {answer.get('prediction')!r}, not one of {classes}"
+        if answer.get("model_version") != version:
+            return f"answer {index} comes from model version {answer.get('model_version')!r}"
+    return ""
+
+
+def _examples_problem(body: Any, examples: dict[str, Any]) -> str:
+    answers = body.get("predictions", []) if isinstance(body, dict) else []
+    for index, (answer, expected) in enumerate(
+        zip(answers, examples["probabilities"], strict=False)
+    ):
+        wanted = expected[1] if len(expected) == 2 else max(expected)
+        if abs(answer.get("probability", -1) - wanted) > PROBABILITY_TOLERANCE:
+            return (
+                f"example {index} got probability {answer.get('probability')}, "
+                f"{wanted:.6f} was recorded at export: the API runs another model or library"
+            )
+    return ""
+
+
+def data_rows(
+    data: Path, features: list[Feature], limit: int, number_limit: float
+) -> list[dict[str, Any]]:
+    """Up to `limit` contract-valid rows of a CSV/Parquet file, as the API takes them."""
+    from .score import contract_problems, feature_rows, read_table
+
+    if not data.is_file() or limit <= 0:
+        return []
+    frame = read_table(data)
+    missing = [f.name for f in features if f.name not in frame.columns]
+    if missing:
+        raise PipelineError(f"{data} lacks the model's features {', '.join(missing)}.")
+    rows, problems = feature_rows(frame.head(limit * 2), features)
+    problems += contract_problems(rows, features, number_limit)
+    bad = {position for position, _, _ in problems}
+    kept = [row for position, row in enumerate(rows) if position not in bad]
+    # The API reads an absent optional field as missing: send no nulls.
+    return [{k: v for k, v in row.items() if v is not None} for row in kept[:limit]]
+
+
+def _broken(row: dict[str, Any], features: list[Feature]) -> dict[str, Any]:
+    """The row with its first feature set to a value of the wrong type."""
+    feature = features[0]
+    wrong = 12.5 if feature.rule.type == "category" else "not a number"
+    return {**row, feature.name: wrong}
+
+
+def check_api(
+    url: str,
+    folder: Any,
+    settings: ServingSettings,
+    data: Path,
+    rows: int,
+    expect_version: str | None,
+) -> list[str]:
+    """Run every check against the API at url; return the passed checks."""
+    checks = Checks(url, settings.token)
+    version = expect_version or (folder.version if folder else None)
+    checks.expect("GET /health", checks.call("GET", "/health"), 200, lambda b: "")
+    checks.expect("GET /ready", checks.call("GET", "/ready"), 200, lambda b: "")
+    metadata = checks.expect(
+        "GET /version",
+        checks.call("GET", "/version"),
+        200,
+        lambda b: _version_problem(b, folder, version),
+    )
+    version = version or str(metadata.get("version"))
+    if folder is not None:
+        classes, features = folder.classes, folder.features
+    else:  # a deployed API without a local folder: its own metadata describes it
+        classes, features = metadata.get("classes"), read_features(metadata, Path("/version"))
+    samples: list[dict[str, Any]] = []
+    if folder is not None and folder.examples["rows"]:
+        examples = folder.examples
+        samples = examples["rows"]
+        checks.expect(
+            f"POST /predict {len(samples)} recorded examples",
+            checks.call("POST", "/predict", {"rows": samples}),
+            200,
+            lambda b: (
+                _answers_problem(b, len(samples), classes, version)
+                or _examples_problem(b, examples)
+            ),
+        )
+    test_rows = data_rows(data, features, rows, settings.number_limit)
+    if test_rows:
+        checks.expect(
+            f"POST /predict {len(test_rows)} rows of {data}",
+            checks.call("POST", "/predict", {"rows": test_rows}),
+            200,
+            lambda b: _answers_problem(b, len(test_rows), classes, version),
+        )
+        samples = samples or test_rows
+    if not samples:
+        raise PipelineError(
+            "smoke: no rows to send: pass --model-dir (a model folder with examples.json) "
+            "or --data (a CSV or Parquet file of rows)."
+        )
+    checks.expect(
+        "POST /predict one row",
+        checks.call("POST", "/predict", samples[0]),
+        200,
+        lambda b: _answers_problem({"predictions": [b]}, 1, classes, version),
+    )
+    checks.expect(
+        "POST /predict a row that breaks the contract is refused",
+        checks.call("POST", "/predict", _broken(samples[0], features)),
+        422,
+        lambda b: "" if isinstance(b, dict) and b.get("detail") else "no detail in the 422",
+    )
+    if settings.token:
+        checks.expect(
+            "POST /predict without the token is refused",
+            checks.call("POST", "/predict", samples[0], token=None),
+            401,
+            lambda b: "",
+        )
+    return checks.passed
+
+
+def _version_problem(body: Any, folder: Any, version: str | None) -> str:
+    if not isinstance(body, dict):
+        return f"not a JSON object: {str(body)[:200]}"
+    if folder is not None and body.get("name") != folder.metadata["name"]:
+        return f"the API serves project {body.get('name')!r}, not {folder.metadata['name']!r}"
+    if version is not None and str(body.get("version")) != version:
+        return f"the API serves model version {body.get('version')!r}, expected {version!r}"
+    return ""
+
+
+def _local_folder(model_dir: Path, required: bool) -> Any:
+    from .model_folder import open_model_folder
+
+    if not required and not model_dir.exists():
+        return None
+    return open_model_folder(model_dir)
+
+
+def run(
+    url: str | None = None,
+    start: bool = False,
+    model_dir: Path | None = None,
+    data: Path = paths.TEST_DATA,
+    rows: int = 20,
+    expect_version: str | None = None,
+    timeout: float = 30.0,
+) -> list[str]:
+    if bool(url) == start:
+        raise PipelineError("smoke needs either --url URL (a running API) or --start.")
+    settings = load_serving_settings()
+    model_dir = model_dir or settings.model_dir
+    folder = _local_folder(model_dir, required=start)
+    if start:
+        with LocalServer(model_dir, timeout=timeout) as server:
+            print(f"smoke: local server ready in {server.start_seconds:.2f} s at {server.url}")
+            passed = check_api(server.url, folder, settings, data, rows, expect_version)
+    else:
+        assert url is not None
+        parse_url(url)
+        wait_ready(url, timeout)
+        passed = check_api(url, folder, settings, data, rows, expect_version)
+    token_note = "" if settings.token else f" ({settings.token_env} not set: no token checked)"
+    print(f"smoke: {len(passed)} checks passed{token_note}")
+    return passed
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--url", help="base URL of a running API, e.g. http://127.0.0.1:8000")
+    target.add_argument(
+        "--start", action="store_true", help="start a local server on a free port, then stop it"
+    )
+    parser.add_argument(
+        "--model-dir", type=Path, help="model folder (default: MODEL_DIR or serving.model_dir)"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=paths.TEST_DATA, help="rows to send (default: test split)"
+    )
+    parser.add_argument("--rows", type=int, default=20, help="rows of --data to send (20)")
+    parser.add_argument("--expect-version", help="model version the API must serve")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for /ready (30)"
+    )
+
+
+COMMAND = Command("smoke", "check a running model API (or --start a local one)", run, add_arguments)
