@@ -25,6 +25,7 @@ DOC_ORDER = (
     "docs/experiments.md",
     "docs/deploy-by-hand.md",
     "docs/delivery.md",
+    "docs/serving.md",
     "docs/canvas.md",
 )
 # Commands a test here cannot run as written, and where they are proven instead.

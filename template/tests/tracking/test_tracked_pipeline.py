@@ -4,9 +4,9 @@ These tests import MLflow (a few seconds each).
 """
 
 import hashlib
-from contextlib import closing
 import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 from ..package import load

@@ -139,12 +139,20 @@ class LocalServer:
             wait_ready(self.url, self.timeout, self._process)
         except PipelineError as error:
             self.stop()
-            raise PipelineError(f"{error}{self._last_error()}") from None
+            detail = self._last_error()
+            self.close_log()
+            raise PipelineError(f"{error}{detail}") from None
         self.start_seconds = time.perf_counter() - started
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+        self.close_log()
+
+    def close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

@@ -140,7 +140,7 @@ def read_features(metadata: dict[str, Any], source: Path) -> list[Feature]:
     columns = reader.mapping("data_contract.columns")
     kinds = {"numeric": ("float", "int"), "categorical": ("category", "int")}
     features = []
-    for kind, types in kinds.items():
+    for kind, rule_types in kinds.items():
         for name in _names(reader, f"features.{kind}"):
             if name not in columns:
                 raise PipelineError(
@@ -148,10 +148,10 @@ def read_features(metadata: dict[str, Any], source: Path) -> list[Feature]:
                     f"add it to canvas.yaml's data_contract, then {EXPORT_HINT}."
                 )
             rule: ColumnRule = _column_rule(reader, name, columns[name])
-            if rule.type not in types:
+            if rule.type not in rule_types:
                 raise PipelineError(
                     f"{source}: the {kind} feature '{name}' has type {rule.type} in the data "
-                    f"contract; a {kind} feature needs {' or '.join(types)}: fix canvas.yaml "
+                    f"contract; a {kind} feature needs {' or '.join(rule_types)}: fix canvas.yaml "
                     f"or params.yaml, then {EXPORT_HINT}."
                 )
             features.append(Feature(name, kind, rule))

@@ -175,7 +175,10 @@ def build_answer_models(classes: list[Any]) -> tuple[type[BaseModel], type[BaseM
         ),
         model_version=(str, Field(..., description="version of the model that answered")),
     )
-    predictions = create_model("Predictions", predictions=(list[prediction], ...))
+    predictions = create_model(
+        "Predictions",
+        predictions=(list[prediction], ...),  # type: ignore[valid-type]  # built at run time
+    )
     return prediction, predictions
 
 

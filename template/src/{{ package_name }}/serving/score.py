@@ -119,7 +119,8 @@ def contract_problems(
 
     from .schema import build_row_model
 
-    checker = TypeAdapter(list[build_row_model(features, number_limit)])  # type: ignore[misc]
+    row_model: Any = build_row_model(features, number_limit)  # a class built at run time
+    checker: TypeAdapter[list[Any]] = TypeAdapter(list[row_model])
     try:
         checker.validate_python(rows)
     except ValidationError as error:

@@ -16,6 +16,7 @@ import os
 import socket
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ..core.commands import Command
 from ..core.errors import PipelineError
@@ -44,7 +45,12 @@ def settings_with(
     host: str | None, port: int | None, workers: int | None, model_dir: Path | None
 ) -> ServingSettings:
     settings = load_serving_settings()
-    changes = {"host": host, "port": port, "workers": workers, "model_dir": model_dir}
+    changes: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "model_dir": model_dir,
+    }
     settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
     if not 0 < settings.port < 65536:
         raise PipelineError(f"--port must be between 1 and 65535 (got {settings.port}).")
@@ -76,7 +82,7 @@ def run(
         "API docs at /docs",
         flush=True,
     )
-    options = {
+    options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "access_log": settings.access_log,

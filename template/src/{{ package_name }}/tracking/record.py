@@ -5,7 +5,8 @@ whether the working tree had local changes, a digest of the package code and
 one of everything the run used (code, params, data), the md5 of the model
 file (how level 3 finds the run of a model), the data version (md5 of
 the raw file, the hash DVC records), the features, the architecture and its
-version, the hyperparameters, the metrics, and the model file. The store is
+version, the hyperparameters, the metrics, the model file, and the params.yaml
+and canvas.yaml it was trained under (artifacts `settings/`). The store is
 `tracking.uri` in params.yaml (default sqlite:///mlflow.db); the
 MLFLOW_TRACKING_URI environment variable overrides it.
 
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..core import files, git
+from ..core import files, git, paths
 from ..core.canvas import METRIC_NAMES, Canvas
 from ..core.errors import PipelineError
 from ..core.params import Params
@@ -154,6 +155,10 @@ def log_run(
                 tags=[RunTag(key, value) for key, value in tags.items()],
             )
             client.log_artifact(run_id, str(model_path), artifact_path="model")
+            # The rules the model was trained under, for whoever exports it later.
+            for settings_file in (paths.PARAMS, paths.CANVAS):
+                if settings_file.is_file():
+                    client.log_artifact(run_id, str(settings_file), artifact_path="settings")
             client.set_terminated(run_id)
     except PipelineError:
         raise

@@ -1,0 +1,131 @@
+"""Command `export`: write the model folder the serving API loads and the image holds.
+
+By default the champion (or `--version N`) comes from the registry, with its
+metadata: name, version, run id, git commit, data version, features, training
+time, the data contract it was trained under (its run's canvas.yaml), and the
+versions of the libraries it needs. `--candidate` exports the model the
+pipeline just trained instead, unregistered (the CI checks serve it). The
+folder is checked before it replaces the previous one (serving/model_folder.py):
+the fast path gives the pipeline's predictions, or is left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..core import files, git, paths
+from ..core.canvas import Canvas, load_canvas
+from ..core.commands import Command
+from ..core.errors import PipelineError
+from ..core.params import Params, load_params
+from ..serving.model_folder import describe_model, write_model_folder
+from ..serving.settings import load_serving_settings
+from .gate import test_rows
+
+
+def candidate_metadata(params: Params, canvas: Canvas, model_path: Path) -> dict[str, Any]:
+    md5 = files.md5_of(model_path)
+    data = files.md5_of(paths.RAW_DATA) if paths.RAW_DATA.is_file() else "missing"
+    return describe_model(
+        params,
+        canvas,
+        version=f"candidate-{md5[:8]}",
+        run_id="unregistered",
+        git_commit=git.commit(),
+        data_version=data,
+    )
+
+
+def trained_canvas(client: Any, run_id: str, current: Canvas) -> Canvas:
+    """The canvas.yaml the run was trained under (the current one if not recorded)."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = client.download_artifacts(run_id, "settings/canvas.yaml", folder)
+        except Exception:  # an older run without it: say which contract is used
+            print("export: the run recorded no canvas.yaml: using the current data contract")
+            return current
+        return load_canvas(Path(path))
+
+
+def registry_model(version: str | None, params_path: Path) -> tuple[Any, dict[str, Any]]:
+    """A registered version's pipeline and metadata (the champion by default)."""
+    from . import registry
+    from .settings import load_registry_settings
+
+    client, params = registry.open_registry(params_path)
+    name = load_registry_settings().model_name
+    if version is None:
+        chosen = registry.version_with_alias(client, name, registry.CHAMPION)
+        if chosen is None:
+            raise PipelineError(
+                f"model {name!r} has no champion to export: promote one (`uv run poe "
+                "promote`), pass --version N, or --candidate for the model just trained"
+            )
+    else:
+        chosen = registry.model_version(client, name, version)
+    run = client.get_run(chosen.run_id)
+    canvas = trained_canvas(client, chosen.run_id, load_canvas(paths.CANVAS))
+    trained_at = datetime.fromtimestamp(run.info.start_time / 1000, UTC)
+    metadata = describe_model(
+        params,
+        canvas,
+        version=str(chosen.version),
+        run_id=chosen.run_id,
+        git_commit=run.data.tags.get("git_commit", "unknown"),
+        data_version=run.data.params.get("data_md5", "unknown"),
+        trained_at=trained_at.isoformat(timespec="seconds"),
+    )
+    recorded = run.data.params
+    metadata["features"] = {
+        "numeric": [c for c in recorded.get("features.numeric", "").split(",") if c],
+        "categorical": [c for c in recorded.get("features.categorical", "").split(",") if c],
+    }
+    metadata["target"] = recorded.get("features.target", params.features.target)
+    metadata["registry"] = {"name": name, "aliases": sorted(chosen.aliases)}
+    return registry.load_version_model(name, str(chosen.version)), metadata
+
+
+def run(
+    version: str | None = None,
+    candidate: bool = False,
+    out: Path | None = None,
+    params_path: Path = paths.PARAMS,
+    canvas_path: Path = paths.CANVAS,
+    model_path: Path = paths.MODEL,
+    interim_path: Path = paths.INTERIM_DATA,
+) -> Path:
+    import joblib
+
+    params = load_params(params_path)
+    folder = out or load_serving_settings().model_dir
+    if candidate:
+        files.require_file(model_path, "run the pipeline first (`uv run poe pipeline`)")
+        pipeline = joblib.load(model_path)
+        metadata = candidate_metadata(params, load_canvas(canvas_path), model_path)
+    else:
+        pipeline, metadata = registry_model(version, params_path)
+    written = write_model_folder(folder, pipeline, metadata, test_rows(interim_path, params))
+    fast = written.get("fast_path", {})
+    how = (
+        "with the ONNX fast path"
+        if fast.get("used")
+        else f"without fast path ({fast.get('reason')})"
+    )
+    print(f"export: {metadata['name']} version {metadata['version']} -> {folder}, {how}")
+    return folder
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    chosen = parser.add_mutually_exclusive_group()
+    chosen.add_argument("--version", help="a registered version (default: the champion)")
+    chosen.add_argument(
+        "--candidate", action="store_true", help="the model the pipeline just trained"
+    )
+    parser.add_argument("--out", type=Path, help="the folder to write (default: deploy.yaml's)")
+
+
+COMMAND = Command("export", "write the model folder the API serves", run, add_arguments)
