@@ -24,8 +24,10 @@ PYTHONS = ("3.12", "3.11", "3.13")
 LICENSES = ("MIT", "Apache-2.0", "Proprietary")
 REMOTES = ("local", "s3", "gcs")
 NAMES = (None, "Churn Prediction", "Prévision des Ventes Été")
+DEPLOY_TARGETS = ("container", "cloud-run", "kubernetes")  # level 3 and up
 
 DEFAULT_ANSWERS = {
+    "deploy_target": DEPLOY_TARGETS[0],
     "python_version": PYTHONS[0],
     "license": LICENSES[0],
     "data_remote": REMOTES[0],
@@ -44,11 +46,13 @@ class Case:
     data_remote: str
     project_name: str | None
     answers: dict = field(compare=False)
+    deploy_target: str | None = None
 
     @property
     def id(self) -> str:
         python = self.python_version.replace(".", "")
-        return f"l{self.level}-{self.ci}-py{python}-{SHORT[self.license]}-{self.data_remote}"
+        case_id = f"l{self.level}-{self.ci}-py{python}-{SHORT[self.license]}-{self.data_remote}"
+        return case_id + (f"-{self.deploy_target}" if self.deploy_target else "")
 
     @property
     def marks(self) -> list[pytest.MarkDecorator]:
@@ -74,6 +78,8 @@ def build_cases() -> list[Case]:
                 "license": LICENSES[(provider_index + 2 * level_index) % len(LICENSES)],
                 "data_remote": REMOTES[index % len(REMOTES)],
             }
+            if level >= 3:
+                values["deploy_target"] = DEPLOY_TARGETS[provider_index % len(DEPLOY_TARGETS)]
             name = NAMES[index % len(NAMES)]
             answers = {k: v for k, v in values.items() if DEFAULT_ANSWERS[k] != v}
             if name is not None:
@@ -92,8 +98,8 @@ REPRESENTATIVE = (
     "l1-github-py312-mit-local",
     "l1-gitlab-py311-apache-s3",
     "l2-none-py312-apache-gcs",
-    "l3-github-py313-apache-local",
-    "l3-gitlab-py312-proprietary-s3",
+    "l3-github-py313-apache-local-container",
+    "l3-gitlab-py312-proprietary-s3-cloud-run",
 )
 
 

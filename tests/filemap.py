@@ -52,8 +52,16 @@ def _jinja() -> jinja2.Environment:
 
 
 def context(answers: dict) -> dict:
-    """The recorded answers plus every internal variable computed from them."""
+    """The recorded answers plus every internal variable computed from them.
+
+    A question skipped at this level (`when` false) is not recorded: Copier
+    renders with its default, and so does this.
+    """
     values = dict(answers)
+    for key, spec in questions().items():
+        default = spec.get("default")
+        if key not in values and "{" not in str(default):
+            values[key] = default
     for key, spec in internal_variables().items():
         rendered = _jinja().from_string(str(spec["default"])).render(values)
         if spec.get("type") == "bool":

@@ -199,12 +199,11 @@ GITLAB_RESERVED_KEYS = {
 }  # fmt: skip
 
 
-def gitlab_config(project: Path) -> dict:
-    """.gitlab-ci.yml with its `include: local:` files merged in."""
-    config = yaml.safe_load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))
-    for include in config.get("include", []):
-        included = yaml.safe_load((project / include["local"]).read_text(encoding="utf-8"))
-        config.update(included)
+def gitlab_config(project: Path, path: str = ".gitlab-ci.yml") -> dict:
+    """A GitLab CI file with its `include: local:` files merged in, recursively."""
+    config = yaml.safe_load((project / path).read_text(encoding="utf-8"))
+    for include in config.pop("include", []):
+        config.update(gitlab_config(project, include["local"]))
     return config
 
 
@@ -216,14 +215,23 @@ def gitlab_jobs(config: dict) -> list[tuple[str, dict]]:
         for name, job in config.items()
         if name not in GITLAB_RESERVED_KEYS and isinstance(job, dict) and "script" in job
     ]
-    return sorted(jobs, key=lambda item: stages.index(item[1].get("stage", "test")))
+
+    def order(item: tuple[str, dict]) -> int:
+        stage = item[1].get("stage", "test")
+        return stages.index(stage) if stage in stages else len(stages)
+
+    return sorted(jobs, key=order)
 
 
 def gitlab_steps(project: Path) -> list[Step]:
+    """The checks jobs' commands (each level's job is named after its part)."""
     config = gitlab_config(project)
     default_before = config.get("default", {}).get("before_script", [])
+    checks = set(level_parts(project))
     steps = []
     for name, job in gitlab_jobs(config):
+        if name not in checks:
+            continue
         variables = {**config.get("variables", {}), **job.get("variables", {})}
         env = {k: str(v) for k, v in variables.items() if k not in GITLAB_CACHE_VARIABLES}
         lines = job.get("before_script", default_before) + job["script"]

@@ -131,10 +131,33 @@ def test_experiment_variant_is_tracked_and_ranked(committed_clone):
     assert "logistic_regression" in ranking
 
 
-def test_workflow_yaml_is_plain(generate):
-    """GitHub files need no template variable: they are copied as they are."""
+def test_workflow_files_are_plain_but_for_the_deploy_target(generate):
+    """GitHub files are copied as they are; the train workflow names the deploy one."""
     template_github = helpers.REPO_ROOT / "template" / ".github"
-    assert not [path for path in template_github.rglob("*.jinja")]
+    templated = {path.name for path in template_github.rglob("*.jinja")}
+    assert templated == {"train.yml.jinja"}
+    text = (template_github / "workflows" / "train.yml.jinja").read_text(encoding="utf-8")
+    outside_raw = re.sub(r"\{% raw %\}.*?\{% endraw %\}|\{#.*?#\}", "", text, flags=re.S)
+    assert re.findall(r"\{\{.*?\}\}", outside_raw) == ["{{ deploy_target }}"]
     project = generate(cases.CASES[0])
     for path in (project / ".github").rglob("*.yml"):
         yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("target", cases.DEPLOY_TARGETS)
+@pytest.mark.parametrize("provider", ["github", "gitlab"])
+def test_every_deploy_target_s_ci_files_pass_the_schemas_and_zizmor(
+    template, tmp_path, target, provider
+):
+    project = tmp_path / "project"
+    answers = {"level": 3, "deploy_target": target, "ci": provider}
+    helpers.copy_template(template, project, answers)
+    for schema, arguments in schema_check(project, provider):
+        result = helpers.run_tool("check-jsonschema", "--builtin-schema", schema, *arguments)
+        assert result.returncode == 0, f"{schema}: {result.stdout}{result.stderr}"
+    if provider == "github":
+        result = helpers.run_tool(
+            "zizmor", "--offline", "--no-progress", "--persona", "pedantic",
+            str(project / ".github"),
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr

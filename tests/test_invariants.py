@@ -113,6 +113,7 @@ def test_the_matrix_covers_every_value():
         ("python_version", cases.PYTHONS),
         ("license", cases.LICENSES),
         ("data_remote", cases.REMOTES),
+        ("deploy_target", (None, *cases.DEPLOY_TARGETS)),
     ]:
         assert {getattr(case, attribute) for case in cases.CASES} == set(values), attribute
     assert cases.CASES[0].answers == {}  # the README's main command: defaults only

@@ -177,6 +177,12 @@ def features_of(params: Params) -> tuple[list[str], list[str], str]:
     return params.features.numeric, params.features.categorical, params.features.target
 
 
+def shared_registry() -> bool:
+    """On a developer's machine the local store is the registry; a CI runner starts
+    empty, so there only a store the team named (MLFLOW_TRACKING_URI) is one."""
+    return not os.environ.get("CI") or bool(os.environ.get("MLFLOW_TRACKING_URI"))
+
+
 def find_champion(params_path: Path, rows: pd.DataFrame) -> tuple[dict | None, str]:
     """The champion re-scored on `rows`, or None with the reason."""
     from . import registry
@@ -184,7 +190,7 @@ def find_champion(params_path: Path, rows: pd.DataFrame) -> tuple[dict | None, s
     client, params = registry.open_registry(params_path)
     if not params.tracking.enabled:
         return None, "tracking is disabled in params.yaml: no registry to compare with"
-    if os.environ.get("CI") and params.tracking.effective_uri.startswith("sqlite:"):
+    if not shared_registry():
         return None, (
             "no shared registry in CI (set MLFLOW_TRACKING_URI to the team's store): judged "
             "on the canvas alone; nothing will be promoted"

@@ -7,15 +7,19 @@ missing key (or a missing file) means "the default".
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.errors import PipelineError
 from ..core.settings import Reader
 
 DEPLOY_SETTINGS = Path("deploy.yaml")
 GATE_REPORT = Path("reports/gate.json")
 GATE_SUMMARY = Path("reports/gate.md")
 PACKAGE = __name__.split(".")[0]
+TARGETS = ("container", "cloud-run", "kubernetes")
 
 
 @dataclass(frozen=True)
@@ -63,3 +67,57 @@ def load_registry_settings(path: Path = DEPLOY_SETTINGS) -> RegistrySettings:
     if reader.get("registry.model_name", None) is None:
         return RegistrySettings()
     return RegistrySettings(model_name=reader.text("registry.model_name"))
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    target: str = "container"
+    image: str = PACKAGE.replace("_", "-")
+    service: str = PACKAGE.replace("_", "-")
+    gcp_project: str | None = None
+    gcp_region: str | None = None
+    artifact_repository: str = "ml-models"
+    gke_cluster: str | None = None
+    canary_percent: int = 10
+
+    def require(self, name: str, variable: str) -> str:
+        value = getattr(self, name)
+        if not value:
+            raise PipelineError(
+                f"{DEPLOY_SETTINGS}: `delivery.{name}` is not set (nor {variable}): the "
+                f"{self.target} target needs it."
+            )
+        return str(value)
+
+
+def load_delivery_settings(
+    path: Path = DEPLOY_SETTINGS, environ: Mapping[str, str] = os.environ
+) -> DeliverySettings:
+    """The `delivery:` section; GCP_PROJECT, GCP_REGION and GKE_CLUSTER override it."""
+    reader = _reader(path)
+    defaults = DeliverySettings()
+    if reader is None:
+        return defaults
+    target = reader.text("delivery.target", defaults.target)
+    if target not in TARGETS:
+        raise reader.fail("delivery.target", f"must be one of {', '.join(TARGETS)}")
+    canary = reader.integer("delivery.canary_percent", defaults.canary_percent)
+    if not 1 <= canary <= 100:
+        raise reader.fail("delivery.canary_percent", f"must be between 1 and 100 (got {canary})")
+
+    def optional(key: str, variable: str) -> str | None:
+        value = environ.get(variable) or reader.get(f"delivery.{key}", None)
+        return str(value) if value else None
+
+    return DeliverySettings(
+        target=target,
+        image=reader.text("delivery.image", defaults.image),
+        service=reader.text("delivery.service", defaults.service),
+        gcp_project=optional("gcp_project", "GCP_PROJECT"),
+        gcp_region=optional("gcp_region", "GCP_REGION"),
+        artifact_repository=reader.text(
+            "delivery.artifact_repository", defaults.artifact_repository
+        ),
+        gke_cluster=optional("gke_cluster", "GKE_CLUSTER"),
+        canary_percent=canary,
+    )

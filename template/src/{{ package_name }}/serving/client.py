@@ -71,7 +71,12 @@ def request(
 
 
 def wait_ready(base_url: str, timeout: float, process: subprocess.Popen | None = None) -> float:
-    """Poll /ready until 200; return the seconds waited. Fail if the server stops or fails."""
+    """Poll /ready until 200; return the seconds waited.
+
+    No answer or 502/503/504 mean "still starting": wait, up to `timeout`.
+    Fail at once if the local server stops, the model fails to load, or /ready
+    answers anything else (a broken server will not become ready).
+    """
     start = time.perf_counter()
     last = "no answer"
     while True:
@@ -88,6 +93,9 @@ def wait_ready(base_url: str, timeout: float, process: subprocess.Popen | None =
             raise PipelineError(f"the model failed to load: {body.get('detail')}")
         if answer is not None:
             last = f"/ready answered {answer.status}"
+            # 503 (or a proxy's 502/504) means starting; any other answer will not change.
+            if answer.status not in (502, 503, 504):
+                raise PipelineError(f"{base_url} is not a ready model API ({last})")
         if time.perf_counter() - start > timeout:
             raise PipelineError(f"{base_url} was not ready after {timeout:g} s ({last})")
         time.sleep(0.05)

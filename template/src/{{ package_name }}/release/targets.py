@@ -1,0 +1,239 @@
+"""Where a model API goes: a container registry, Google Cloud Run, or Kubernetes (GKE).
+
+Each target puts an image in an environment (staging, production), smoke-tests
+what it put there with the project's own `smoke` checks, makes it take the
+traffic only when they pass, and puts the previous version back when they
+fail. docs/delivery.md explains each target; deploy.py records the outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from ..core.errors import PipelineError
+from ..serving import smoke
+from ..serving.client import free_port
+from . import external
+from .settings import DeliverySettings
+
+CANDIDATE_TAG = "candidate"
+MANIFESTS = Path("k8s")
+IMAGE_PLACEHOLDER = "image: placeholder"
+
+
+def smoke_test(url: str, version: str, timeout: float = 120) -> None:
+    try:
+        smoke.run(url=url, expect_version=version, timeout=timeout)
+    except PipelineError as error:
+        raise SmokeFailed(f"smoke test of {url}: {error}") from None
+
+
+class SmokeFailed(PipelineError):
+    """The new version answered wrongly: roll back."""
+
+
+class ContainerTarget:
+    """The image in the CI provider's registry, tagged with the environment's name.
+
+    The job runs the pushed image, smoke-tests it, then moves the environment's
+    tag (`:staging`, `:production`) to it. A failed smoke test leaves the tag
+    where it was: the previous image stays the one that runs.
+    """
+
+    def __init__(self, settings: DeliverySettings) -> None:
+        self.settings = settings
+
+    def deploy(self, environment: str, image: str, version: str) -> str:
+        port = free_port()
+        name = f"{self.settings.service}-{environment}-smoke"
+        external.run(
+            ["docker", "run", "--detach", "--rm", "--name", name, "--read-only",
+             "--tmpfs", "/tmp", "--env", "MODEL_API_TOKEN",
+             "--publish", f"127.0.0.1:{port}:8000", image],
+            "run the image",
+        )  # fmt: skip
+        try:
+            smoke_test(f"http://127.0.0.1:{port}", version)
+        finally:
+            external.run(["docker", "stop", name], "stop the image")
+        repository = image.rsplit(":", 1)[0]
+        moved = f"{repository}:{environment}"
+        external.run(["docker", "tag", image, moved], "tag the image")
+        external.run(["docker", "push", moved], "push the image")
+        return moved
+
+    def rollback(self, environment: str) -> str:
+        return f"the `:{environment}` tag was not moved: the previous image stays in place"
+
+
+class CloudRunTarget:
+    """A Cloud Run service per environment; the new revision first takes no traffic."""
+
+    def __init__(self, settings: DeliverySettings) -> None:
+        self.settings = settings
+        self.project = settings.require("gcp_project", "GCP_PROJECT")
+        self.region = settings.require("gcp_region", "GCP_REGION")
+        self.previous: str | None = None  # the revision that served before, if any
+
+    def service(self, environment: str) -> str:
+        return f"{self.settings.service}-{environment}"
+
+    def gcloud(self, *args: str, step: str) -> str:
+        where = ["--region", self.region, "--project", self.project]
+        return external.run(["gcloud", "run", *args, *where], step)
+
+    def describe(self, environment: str) -> dict | None:
+        """The service as Cloud Run describes it, or None before its first deployment."""
+        try:
+            text = self.gcloud(
+                "services", "describe", self.service(environment), "--format=json",
+                step="describe the service",
+            )  # fmt: skip
+        except PipelineError as error:
+            if "could not be found" in str(error) or "NOT_FOUND" in str(error):
+                return None
+            raise
+        return json.loads(text)
+
+    @staticmethod
+    def serving_revision(service: dict | None) -> str | None:
+        """The revision that takes all the traffic now."""
+        for entry in (service or {}).get("status", {}).get("traffic", []):
+            if entry.get("percent") == 100 and entry.get("revisionName"):
+                return str(entry["revisionName"])
+        return None
+
+    @staticmethod
+    def tag_url(service: dict, tag: str) -> str:
+        for entry in service.get("status", {}).get("traffic", []):
+            if entry.get("tag") == tag and entry.get("url"):
+                return str(entry["url"])
+        raise PipelineError(f"Cloud Run gave no URL for the revision tagged {tag!r}")
+
+    def deploy(self, environment: str, image: str, version: str) -> str:
+        name = self.service(environment)
+        before = self.describe(environment)
+        self.previous = previous = self.serving_revision(before)
+        # A new service cannot start without traffic; an existing one keeps serving.
+        first = ["--no-traffic"] if before is not None else []
+        self.gcloud(
+            "deploy", name, "--image", image, f"--tag={CANDIDATE_TAG}", *first,
+            f"--set-secrets=MODEL_API_TOKEN={self.settings.service}-token:latest",
+            "--quiet", step="deploy a new revision",
+        )  # fmt: skip
+        after = self.describe(environment) or {}
+        smoke_test(self.tag_url(after, CANDIDATE_TAG), version)
+        canary = self.settings.canary_percent
+        if environment == "production" and previous is not None and canary < 100:
+            self.gcloud(
+                "services", "update-traffic", name, f"--to-tags={CANDIDATE_TAG}={canary}",
+                step="send part of the traffic",
+            )  # fmt: skip
+            smoke_test(str(after.get("status", {}).get("url", "")), version)
+        self.gcloud("services", "update-traffic", name, "--to-latest", step="send all the traffic")
+        return str(after.get("status", {}).get("url", ""))
+
+    def rollback(self, environment: str) -> str:
+        if self.previous is None:
+            return (
+                "nothing to roll back to: this was the service's first revision (delete the "
+                f"service `{self.service(environment)}` or deploy a fixed version)"
+            )
+        self.gcloud(
+            "services", "update-traffic", self.service(environment),
+            f"--to-revisions={self.previous}=100", step="roll the traffic back",
+        )  # fmt: skip
+        return f"all traffic back on revision {self.previous}"
+
+
+def with_image(folder: Path, image: str) -> Path:
+    """The manifests of k8s/, with the API's image in place of the placeholder."""
+    if not MANIFESTS.is_dir():
+        raise PipelineError(f"{MANIFESTS}/ is missing: the kubernetes target applies it")
+    for manifest in sorted(MANIFESTS.glob("*.yaml")):
+        text = manifest.read_text(encoding="utf-8").replace(IMAGE_PLACEHOLDER, f"image: {image}")
+        (folder / manifest.name).write_text(text, encoding="utf-8")
+    return folder
+
+
+class KubernetesTarget:
+    """A Deployment per environment (namespace) on GKE, rolled out and undone with kubectl.
+
+    The manifests of k8s/ are applied with the new image in them, in one
+    rollout; a rollout that does not finish, or a failed smoke test through a
+    port-forward, is undone (`kubectl rollout undo`).
+    """
+
+    def __init__(self, settings: DeliverySettings) -> None:
+        self.settings = settings
+        self.project = settings.require("gcp_project", "GCP_PROJECT")
+        self.region = settings.require("gcp_region", "GCP_REGION")
+        self.cluster = settings.require("gke_cluster", "GKE_CLUSTER")
+
+    def kubectl(self, environment: str, *args: str, step: str) -> str:
+        return external.run(["kubectl", "--namespace", environment, *args], step)
+
+    def credentials(self) -> None:
+        external.run(
+            ["gcloud", "container", "clusters", "get-credentials", self.cluster,
+             "--region", self.region, "--project", self.project],
+            "get the cluster's credentials",
+        )  # fmt: skip
+
+    def deploy(self, environment: str, image: str, version: str) -> str:
+        deployment = f"deployment/{self.settings.service}"
+        self.credentials()
+        with tempfile.TemporaryDirectory() as folder:
+            self.kubectl(
+                environment, "apply", "--filename", str(with_image(Path(folder), image)),
+                step="apply the manifests",
+            )  # fmt: skip
+        self.kubectl(
+            environment, "rollout", "status", deployment, "--timeout=300s",
+            step="wait for the rollout",
+        )  # fmt: skip
+        port = free_port()
+        forward = subprocess.Popen(
+            ["kubectl", "--namespace", environment, "port-forward",
+             f"service/{self.settings.service}", f"{port}:80"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            time.sleep(1)  # the forward listens within a second
+            smoke_test(f"http://127.0.0.1:{port}", version)
+        finally:
+            forward.terminate()
+            forward.wait(timeout=10)
+        return f"{deployment} in namespace {environment}"
+
+    def rollback(self, environment: str) -> str:
+        deployment = f"deployment/{self.settings.service}"
+        self.kubectl(environment, "rollout", "undo", deployment, step="undo the rollout")
+        self.kubectl(
+            environment, "rollout", "status", deployment, "--timeout=300s",
+            step="wait for the undo",
+        )  # fmt: skip
+        return f"{deployment} rolled back to its previous revision"
+
+
+class Target(Protocol):
+    def deploy(self, environment: str, image: str, version: str) -> str: ...
+
+    def rollback(self, environment: str) -> str: ...
+
+
+TARGET_CLASSES: dict[str, Callable[[DeliverySettings], Target]] = {
+    "container": ContainerTarget,
+    "cloud-run": CloudRunTarget,
+    "kubernetes": KubernetesTarget,
+}
+
+
+def target_for(settings: DeliverySettings) -> Target:
+    return TARGET_CLASSES[settings.target](settings)

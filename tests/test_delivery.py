@@ -1,0 +1,313 @@
+"""Level 3's delivery, proven up to the cloud boundary.
+
+A level-3 project per deploy target is generated, locked, committed and
+cloned; its train and deploy workflows run here job by job (tests/workflows.py)
+against a shared registry (an MLflow store at an absolute path, named by the
+MLFLOW_TRACKING_URI secret). Only docker, gcloud and kubectl are stand-ins
+(tests/standins.py): they record each call, accept only the real flags, and
+start the project's own API where the real tool would start a container, a
+revision or a pod. Nothing in the generated project is stubbed.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import threading
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from tests import helpers, standins, workflows
+
+PROJECT_NAME = "Churn Prediction"
+IMAGE = "churn-prediction"
+
+
+class Cloud:
+    """The stand-ins' folder, call log and state, and the shared registry."""
+
+    def __init__(self, root: Path) -> None:
+        self.bin = standins.install(root / "bin")
+        self.log = root / "calls.jsonl"
+        self.state = root / "state.json"
+        self.store = f"sqlite:///{root / 'registry' / 'mlflow.db'}"
+        (root / "registry").mkdir()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
+            "STANDIN_LOG": str(self.log),
+            "STANDIN_STATE": str(self.state),
+            "GITHUB_REPOSITORY_OWNER": "Team",
+            "GITHUB_REPOSITORY": "Team/project",
+            "GITHUB_ACTOR": "ana",
+            "GITHUB_RUN_ID": "42",
+            **extra,
+        }
+
+    def context(self) -> dict:
+        return workflows.environment_context(
+            Path("."), MLFLOW_TRACKING_URI=self.store, MODEL_API_TOKEN="s3cret"
+        )
+
+    def calls(self, subcommand: str | None = None) -> list[dict]:
+        found = standins.calls(self.log)
+        return [c for c in found if subcommand is None or c["subcommand"] == subcommand]
+
+    def forget_calls(self) -> None:
+        self.log.unlink(missing_ok=True)
+
+
+def new_project(template: Path, tmp_path_factory, target: str) -> Path:
+    origin = tmp_path_factory.mktemp(f"{target}-origin") / "project"
+    answers = {"project_name": PROJECT_NAME, "level": 3, "deploy_target": target}
+    helpers.copy_template(template, origin, answers)
+    helpers.lock_and_commit(origin)
+    return helpers.clone(origin, tmp_path_factory.mktemp(f"{target}-clone") / "project")
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    made = Cloud(tmp_path_factory.mktemp("cloud"))
+    yield made
+    standins.stop_all(made.state)
+
+
+def run(project: Path, cloud: Cloud, workflow: str, **extra: str) -> dict:
+    return workflows.run_workflow(project, workflow, cloud.context(), cloud.env(**extra))
+
+
+def assert_success(results: dict, *jobs: str) -> None:
+    for job in jobs:
+        assert results[job].result == "success", f"{job}: {results[job].log}"
+
+
+def commit_of(project: Path) -> str:
+    return helpers.git(project, "rev-parse", "HEAD").strip()
+
+
+# --- container target ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def container(template, tmp_path_factory, cloud):
+    project = new_project(template, tmp_path_factory, "container")
+    results = run(project, cloud, "train.yml")
+    return project, results
+
+
+@pytest.mark.slow
+def test_train_promotes_and_deploys_the_champion_image(container, cloud):
+    project, results = container
+    assert_success(results, "train", "deploy/build", "deploy/staging", "deploy/production")
+    assert results["train"].outputs["promoted"] == "true"
+    assert results["report-failure"].result == "skipped"
+
+    tag = f"ghcr.io/team/{IMAGE}:{commit_of(project)[:12]}"
+    (build,) = cloud.calls("build")
+    assert tag in build["argv"] and f"ghcr.io/team/{IMAGE}:model-1" in build["argv"]
+    assert "MODEL_VERSION=1" in build["argv"]
+    runs = cloud.calls("run")
+    assert [call["argv"][-1] for call in runs] == [tag, tag]  # staging, production
+    pushed = [call["argv"][-1] for call in cloud.calls("push")]
+    assert pushed[-2:] == [f"ghcr.io/team/{IMAGE}:staging", f"ghcr.io/team/{IMAGE}:production"]
+    live = json.loads((project / "reports" / "deploy-production.json").read_text())
+    assert (live["outcome"], live["version"], live["image"]) == ("live", "1", tag)
+
+
+@pytest.mark.slow
+def test_a_second_clone_sharing_the_registry_is_refused_and_the_champion_stays(
+    container, cloud, tmp_path
+):
+    """Two clones in different folders, one store: the second model is as good as
+    the champion, meets the canvas, but does not beat it by the margin."""
+    project, _ = container
+    other = helpers.clone(project, tmp_path / "another-team-member" / "project")
+    cloud.forget_calls()
+
+    results = run(other, cloud, "train.yml")
+
+    assert_success(results, "train")
+    assert results["train"].outputs["promoted"] == "false"
+    assert results["deploy"].result == "skipped"  # a refusal is not a failure either
+    assert results["report-failure"].result == "skipped"
+    assert cloud.calls() == []
+    gate = json.loads((other / "reports" / "gate.json").read_text())
+    checks = {check["name"]: check["passed"] for check in gate["checks"]}
+    assert checks == {"canvas metric": True, "latency": True, "beats the champion": False}
+    assert gate["champion"]["version"] == "1"
+    versions = helpers.run_step(
+        other, helpers.Step("check", "uv run poe models"), {"MLFLOW_TRACKING_URI": cloud.store}
+    )
+    assert "1        challenger,champion" in versions and "\n2 " not in versions
+
+
+@pytest.mark.slow
+def test_a_failed_smoke_test_moves_no_tag(container, cloud):
+    project, _ = container
+    cloud.forget_calls()
+
+    results = run(project, cloud, "deploy-container.yml", STANDIN_SCENARIO="broken")
+
+    assert_success(results, "build")
+    assert results["staging"].result == "failure"
+    assert results["production"].result == "skipped"
+    assert not [c for c in cloud.calls("push") if c["argv"][-1].endswith(":staging")]
+    record = json.loads((project / "reports" / "deploy-staging.json").read_text())
+    assert record["outcome"] == "rolled back" and "smoke" in record["error"]
+
+
+class IssuesApi(http.server.BaseHTTPRequestHandler):
+    requests: ClassVar[list[tuple[str, str, dict | None]]] = []
+
+    def do_GET(self) -> None:  # no open issue yet
+        self.requests.append(("GET", self.path, None))
+        self.reply(200, [])
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.requests.append(("POST", self.path, body))
+        self.reply(201, {"number": 7})
+
+    def reply(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_a_failed_training_opens_an_issue_with_a_link_to_the_run(container, cloud, tmp_path):
+    project, _ = container
+    server = http.server.HTTPServer(("127.0.0.1", 0), IssuesApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    context = cloud.context()
+    (tmp_path / "a-file").write_text("not a folder\n")
+    context["secrets"]["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/a-file/mlflow.db"
+    api = f"http://127.0.0.1:{server.server_port}"
+    try:
+        results = workflows.run_workflow(
+            project, "train.yml", context, cloud.env(GITHUB_API_URL=api)
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert results["train"].result == "failure"
+    assert_success(results, "report-failure")
+    method, path, body = IssuesApi.requests[-1]
+    assert (method, path) == ("POST", "/repos/Team/project/issues")
+    assert body["labels"] == ["pipeline-failure"]
+    assert "/Team/project/actions/runs/42" in body["body"]
+
+
+# --- Cloud Run -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cloud_run(template, tmp_path_factory):
+    cloud = Cloud(tmp_path_factory.mktemp("cloud-run"))
+    project = new_project(template, tmp_path_factory, "cloud-run")
+    yield project, cloud, run(project, cloud, "train.yml")
+    standins.stop_all(cloud.state)
+
+
+def traffic_calls(cloud: Cloud) -> list[list[str]]:
+    return [c["argv"] for c in cloud.calls("run services update-traffic")]
+
+
+@pytest.mark.slow
+def test_cloud_run_smoke_tests_each_new_revision_before_it_takes_traffic(cloud_run):
+    project, cloud, first = cloud_run
+    assert_success(first, "train", "deploy/build", "deploy/staging", "deploy/production")
+    registry = "europe-west1-docker.pkg.dev/my-gcp-project/ml-models"
+    assert f"{registry}/{IMAGE}:{commit_of(project)[:12]}" in cloud.calls("build")[0]["argv"]
+    cloud.forget_calls()
+
+    again = run(project, cloud, "deploy-cloud-run.yml")  # now the services exist
+
+    assert_success(again, "build", "staging", "production")
+    deploys = cloud.calls("run deploy")
+    assert all("--no-traffic" in call["argv"] for call in deploys)
+    splits = [arg for call in traffic_calls(cloud) for arg in call if arg.startswith("--to-tags")]
+    assert splits == ["--to-tags=candidate=10"]
+    assert "--to-latest" in traffic_calls(cloud)[-1]
+
+
+@pytest.mark.slow
+def test_cloud_run_rolls_the_traffic_back_when_the_smoke_test_fails(cloud_run):
+    project, cloud, _ = cloud_run
+    cloud.forget_calls()
+
+    results = run(project, cloud, "deploy-cloud-run.yml", STANDIN_SCENARIO="broken")
+
+    assert results["staging"].result == "failure"
+    assert results["production"].result == "skipped"
+    (rollback,) = [c for c in traffic_calls(cloud) if any("--to-revisions" in a for a in c)]
+    assert any(arg.endswith("=100") for arg in rollback)
+    assert not [c for c in traffic_calls(cloud) if "--to-latest" in c]
+
+
+# --- Kubernetes ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kubernetes(template, tmp_path_factory):
+    cloud = Cloud(tmp_path_factory.mktemp("kubernetes"))
+    project = new_project(template, tmp_path_factory, "kubernetes")
+    yield project, cloud, run(project, cloud, "train.yml")
+    standins.stop_all(cloud.state)
+
+
+@pytest.mark.slow
+def test_kubernetes_applies_the_image_waits_and_smoke_tests(kubernetes):
+    project, cloud, results = kubernetes
+    assert_success(results, "train", "deploy/build", "deploy/staging", "deploy/production")
+    image = f"europe-west1-docker.pkg.dev/my-gcp-project/ml-models/{IMAGE}:"
+    image += commit_of(project)[:12]
+    assert [c["argv"] for c in cloud.calls("applied images")] == [[image], [image]]
+    assert len(cloud.calls("rollout status")) == 2
+    assert cloud.calls("rollout undo") == []
+
+
+@pytest.mark.slow
+def test_kubernetes_undoes_a_rollout_that_does_not_finish(kubernetes):
+    project, cloud, _ = kubernetes
+    cloud.forget_calls()
+
+    results = run(project, cloud, "deploy-kubernetes.yml", STANDIN_SCENARIO="rollout-fails")
+
+    assert results["staging"].result == "failure"
+    (undo,) = cloud.calls("rollout undo")
+    assert undo["argv"][:2] == ["--namespace", "staging"]
+
+
+# --- what is scanned rather than run --------------------------------------------------
+
+KUBERNETES_VERSIONS = ("1.31.0", "1.32.0", "1.33.0", "1.34.0")  # the supported ones
+
+
+def test_the_kubernetes_manifests_are_valid_and_pass_checkov(template, tmp_path):
+    project = tmp_path / "project"
+    helpers.copy_template(template, project, {"level": 3, "deploy_target": "kubernetes"})
+    manifests = sorted(str(path) for path in (project / "k8s").glob("*.yaml"))
+    for version in KUBERNETES_VERSIONS:
+        result = helpers.run_tool(
+            "kubernetes-validate", "--kubernetes-version", version, "--strict", "--quiet",
+            *manifests,
+        )  # fmt: skip
+        assert result.returncode == 0, f"Kubernetes {version}: {result.stdout}{result.stderr}"
+    scan = helpers.run_tool(
+        "checkov", "--directory", str(project / "k8s"), "--framework", "kubernetes",
+        "--compact", "--quiet", "--skip-download", "--output", "json",
+    )  # fmt: skip
+    summary = json.loads(scan.stdout)["summary"]
+    assert summary["failed"] == 0, scan.stdout  # skipped findings carry their reason
