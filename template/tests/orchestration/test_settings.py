@@ -79,12 +79,12 @@ def test_an_explicit_image_wins(project, monkeypatch):
 
 
 def test_the_deploy_trigger_defaults_to_the_ci_that_compiles(project, monkeypatch):
-    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/churn")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/shop")
     monkeypatch.setenv("GITHUB_API_URL", "https://github.example.com/api/v3")
 
     url, ref = settings_module.load_orchestrator_settings().deploy_trigger()
 
-    assert url == "https://github.example.com/api/v3/repos/acme/churn/dispatches"
+    assert url == "https://github.example.com/api/v3/repos/acme/shop/dispatches"
     assert ref == "main"
 
 
@@ -102,7 +102,7 @@ def test_on_gitlab_the_trigger_is_the_project_pipeline_trigger(project, monkeypa
 def test_the_data_is_the_dvc_remote_copy_of_the_version_git_records(project):
     Path(".dvc").mkdir()
     Path(".dvc/config").write_text(
-        "[core]\n    remote = storage\n['remote \"storage\"']\n    url = gs://acme-data/churn\n"
+        "[core]\n    remote = storage\n['remote \"storage\"']\n    url = gs://acme-data/shop\n"
     )
     md5 = "65b3aed08a8012f8399d07d42ba14645"
     Path("data/raw/dataset.csv.dvc").write_text(
@@ -111,7 +111,7 @@ def test_the_data_is_the_dvc_remote_copy_of_the_version_git_records(project):
 
     uri = pipeline.default_data_uri(settings_module.load_orchestrator_settings())
 
-    assert uri == f"gs://acme-data/churn/files/md5/65/{md5[2:]}"
+    assert uri == f"gs://acme-data/shop/files/md5/65/{md5[2:]}"
 
 
 def test_without_dvc_the_data_is_the_local_file(project):
