@@ -134,7 +134,8 @@ def test_without_a_notify_url_the_summary_is_still_written(verdict, tmp_path, ca
 
     assert result["posted"] == {}
     assert "PIPELINE_NOTIFY_URL is not set" in capsys.readouterr().out
-    assert Path(tmp_path / "summary.md").is_file()
+    assert summary == Path(tmp_path / "summary.md").read_text()
+    assert "PROMOTED version 7" in summary
 
 
 def test_secrets_come_from_secret_manager_on_vertex(webhook, monkeypatch):

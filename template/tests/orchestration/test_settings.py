@@ -54,7 +54,7 @@ def test_an_unknown_target_is_one_clear_error(project):
 def test_secrets_must_be_variable_names(project):
     write_deploy({"secrets": ["MLFLOW_TRACKING_URI", "not a name"]})
 
-    with pytest.raises(PipelineError, match="orchestrator.secrets"):
+    with pytest.raises(PipelineError, match=r"orchestrator\.secrets"):
         settings_module.load_orchestrator_settings()
 
 

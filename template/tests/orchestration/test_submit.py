@@ -52,6 +52,7 @@ def test_vertex_dry_run_builds_the_pipeline_job_without_credentials(vertex, caps
 
 
 def test_kubeflow_dry_run(project, monkeypatch):
+    pytest.importorskip("kfp.kubernetes", reason="kfp-kubernetes, for Kubeflow's secrets")
     monkeypatch.setenv("KFP_HOST", "https://kubeflow.example.com/pipeline")
     monkeypatch.setenv("PIPELINE_DATA_URI", "s3://acme-data/dataset.csv")
     assert cli.main(["pipeline-compile", "--target", "kubeflow", "--image", IMAGE]) == 0
@@ -96,6 +97,8 @@ def test_missing_cloud_settings_name_the_key_and_the_variable(
 ):
     if target == "vertex":
         pytest.importorskip("google.cloud.aiplatform", reason="the vertex orchestrator's group")
+    else:
+        pytest.importorskip("kfp.kubernetes", reason="kfp-kubernetes, for Kubeflow's secrets")
     if variable:
         monkeypatch.setenv(variable, "acme-ml")
     monkeypatch.setenv("PIPELINE_DATA_URI", DATA)

@@ -324,7 +324,8 @@ def _secret_as_environment(tasks: list[Any], secret: str, names: tuple[str, ...]
         from kfp import kubernetes
     except ImportError:
         raise PipelineError(
-            "mapping a Kubernetes secret needs kfp-kubernetes (the `orchestration` group)"
+            "mapping a Kubernetes secret needs kfp-kubernetes "
+            "(the `orchestration` dependency group: `uv sync --group orchestration`)"
         ) from None
     for task in tasks:
         kubernetes.use_secret_as_env(

@@ -99,7 +99,8 @@ def vertex_job(
         from google.cloud import aiplatform
     except ImportError:
         raise PipelineError(
-            "Vertex AI needs google-cloud-aiplatform[pipelines] (the `orchestration` group)"
+            "submitting to Vertex AI needs google-cloud-aiplatform[pipelines] "
+            "(the `vertex` dependency group: `uv sync --group vertex`)"
         ) from None
     vertex = settings.vertex
     project = require(vertex.project, "vertex.project")
