@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..core.commands import Command
@@ -22,8 +23,6 @@ def run(
     data_uri: str | None = None,
     target: str | None = None,
 ) -> Path:
-    from dataclasses import replace
-
     from .pipeline import compile_pipeline, make_build
 
     settings = load_orchestrator_settings()

@@ -2,8 +2,7 @@
 
     importer(data_uri) -> read -> metadata
                                -> validate -> preprocess -> train -> evaluate
-                                               gate (the test split's rows) -+
-                                               if passed: register -> promote
+                                  -> gate -> if passed: register -> promote
     exit handler: report (the verdict or the failure; the deploy trigger)
 
 Each step is a lightweight kfp component whose body only calls steps.py, which
@@ -18,7 +17,8 @@ Every step runs in one image (`orchestrator.image`): the project installed
 with its tracking, release and orchestration groups, the project folder as
 working directory (params.yaml, canvas.yaml, deploy.yaml), and `python3` on the
 PATH being the project's environment. kfp is not installed at run time
-(`install_kfp_package=False`): the image has it. kfp is imported only here.
+(`install_kfp_package=False`): the image has it. kfp is imported inside the
+functions that use it, so listing the commands stays cheap.
 
 No `from __future__ import annotations` in this module: kfp reads the steps'
 annotations (Input[Dataset], ...) as objects when it builds the components.

@@ -21,6 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..core import files
 from ..core.commands import Command
 from ..core.errors import PipelineError
@@ -31,8 +33,6 @@ TOKEN_VARIABLE = "KFP_TOKEN"
 
 def compiled_pipeline(path: Path) -> dict[str, Any]:
     """The pipeline document of a compiled file (Kubeflow's adds a platform document)."""
-    import yaml
-
     files.require_file(path, "compile it first (`uv run poe pipeline-compile`)")
     try:
         document = next(yaml.safe_load_all(path.read_text(encoding="utf-8")), None)
