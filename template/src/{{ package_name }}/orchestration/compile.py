@@ -1,0 +1,49 @@
+"""Command `pipeline-compile`: write the training pipeline as kfp YAML (reports/pipeline.yaml).
+
+Offline and without credentials: CI compiles, keeps the file as an artifact,
+then `pipeline-submit` sends it. The image, the data and the deploy trigger
+are fixed at compile time (docs/orchestration.md says where each comes from);
+data_uri, deploy_url and deploy_ref stay pipeline parameters a run can change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..core.commands import Command
+from .settings import COMPILED, TARGETS, load_orchestrator_settings
+
+
+def run(
+    out: Path = COMPILED,
+    image: str | None = None,
+    data_uri: str | None = None,
+    target: str | None = None,
+) -> Path:
+    from .pipeline import compile_pipeline, make_build
+
+    settings = load_orchestrator_settings()
+    if target:
+        settings = replace(settings, target=target)
+    build = make_build(settings, image=image, data_uri=data_uri)
+    start = time.perf_counter()
+    compile_pipeline(build, out)
+    seconds = time.perf_counter() - start
+    print(
+        f"pipeline-compile: {build.name} for {settings.target} in {seconds:.2f} s -> {out}\n"
+        f"  image {build.image}\n  data  {build.data_uri}"
+    )
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=COMPILED, help=f"default: {COMPILED}")
+    parser.add_argument("--image", help="the steps' image (default: orchestrator.image)")
+    parser.add_argument("--data-uri", help="the raw data (default: the DVC remote's copy)")
+    parser.add_argument("--target", choices=TARGETS, help="default: orchestrator.target")
+
+
+COMMAND = Command("pipeline-compile", "write the kfp pipeline YAML", run, add_arguments)

@@ -1,0 +1,201 @@
+"""What each step of the kfp pipeline does: call the stage's own `run(...)`.
+
+A pipeline step receives its inputs and outputs as file paths (kfp artifacts)
+and calls the same function `dvc repro` calls, with those paths instead of the
+project's (pipeline/*.py, release/*.py): no logic here but the mapping. The
+settings files (params.yaml, canvas.yaml, deploy.yaml) come from the working
+directory: the project in a local run, the image's working directory on a
+cluster (the image is built from the commit the pipeline was compiled at).
+
+Every step first calls `enter`: the run's context (the commit, where secrets
+come from) goes into the environment. A PipelineError ends the step with the
+same one-line message as the command line, and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..core import files, git
+from ..core.errors import PipelineError
+from . import secrets
+
+REASON_LIMIT = 4000  # MLflow keeps tag values up to 8000 characters
+
+
+def context(commit: str, secret_source: str, secret_names: list[str]) -> str:
+    """The run's context, one JSON text passed to every step."""
+    return json.dumps({"commit": commit, "secrets": secret_source, "names": secret_names})
+
+
+def enter(run_context: str) -> dict[str, Any]:
+    """Load the step's secrets into its environment; return the context."""
+    values = json.loads(run_context) if run_context else {}
+    found = secrets.load(list(values.get("names", [])), str(values.get("secrets", "")))
+    if found:
+        print(f"secrets: {', '.join(found)} read from {values['secrets']}")
+    return values
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """A PipelineError ends the step like the command line does: one line, exit 1."""
+    try:
+        yield
+    except PipelineError as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def step(run_context: str, work: Callable[[dict[str, Any]], Any]) -> Any:
+    with one_line_errors():
+        return work(enter(run_context))
+
+
+def read(run_context: str, raw: str, interim: str) -> None:
+    from ..pipeline import read as stage
+
+    step(run_context, lambda _: stage.run(raw_path=Path(raw), out_path=Path(interim)))
+
+
+def metadata(run_context: str, raw: str, interim: str, report: str) -> None:
+    from ..pipeline import metadata as stage
+
+    step(
+        run_context,
+        lambda _: stage.run(data_path=Path(interim), raw_path=Path(raw), out_path=Path(report)),
+    )
+
+
+def validate(run_context: str, interim: str, report: str) -> None:
+    from ..pipeline import validate as stage
+
+    step(run_context, lambda _: stage.run(data_path=Path(interim), out_path=Path(report)))
+
+
+def preprocess(run_context: str, interim: str, train: str, test: str) -> None:
+    from ..pipeline import preprocess as stage
+
+    step(
+        run_context,
+        lambda _: stage.run(data_path=Path(interim), train_path=Path(train), test_path=Path(test)),
+    )
+
+
+def train(run_context: str, train_data: str, model: str) -> None:
+    from ..pipeline import train as stage
+
+    step(run_context, lambda _: stage.run(train_path=Path(train_data), model_path=Path(model)))
+
+
+def tag_model_run(model: str, tags: dict[str, str]) -> str | None:
+    """Set tags on the tracked run of a model file; None when tracking is off."""
+    from ..core import paths
+    from ..core.params import load_params
+    from ..release import registry
+    from ..release.register import run_of_model
+
+    if not load_params(paths.PARAMS).tracking.enabled:
+        return None
+    client, params = registry.open_registry(paths.PARAMS)
+    run_id = run_of_model(client, params.tracking.experiment, files.md5_of(Path(model)))
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    return run_id
+
+
+def commit_tags(values: dict[str, Any]) -> dict[str, str]:
+    """An image has no .git: record the commit it was built from instead of 'uncommitted'."""
+    commit = str(values.get("commit", ""))
+    if git.commit() != git.NO_COMMIT or not commit or commit == git.NO_COMMIT:
+        return {}
+    return {"git_commit": commit, "mlflow.source.git.commit": commit, "git_dirty": "false"}
+
+
+def evaluate(
+    run_context: str,
+    job: str,
+    model: str,
+    test: str,
+    raw: str,
+    metrics: str,
+    roc: str,
+    confusion: str,
+    log_metric: Callable[[str, float], object] | None = None,
+) -> dict[str, Any]:
+    """Evaluate, tag the tracked run with this pipeline run, and log the numbers to kfp."""
+    from ..pipeline import evaluate as stage
+
+    def work(values: dict[str, Any]) -> dict[str, Any]:
+        report = stage.run(
+            model_path=Path(model),
+            test_path=Path(test),
+            raw_path=Path(raw),
+            metrics_path=Path(metrics),
+            roc_path=Path(roc),
+            confusion_path=Path(confusion),
+        )
+        tag_model_run(model, {"pipeline_job": job, **commit_tags(values)})
+        for name, value in report.items():
+            if log_metric and isinstance(value, int | float) and not isinstance(value, bool):
+                log_metric(name, value)
+        return report
+
+    return step(run_context, work)
+
+
+def gate(run_context: str, job: str, model: str, interim: str, report: str, summary: str) -> bool:
+    """The gate's verdict; a refusal is a verdict (False), not a failed step."""
+    from ..release import gate as stage
+
+    def work(_: dict[str, Any]) -> bool:
+        report_path = Path(report)
+        try:
+            stage.run(
+                model_path=Path(model),
+                interim_path=Path(interim),
+                report_path=report_path,
+                summary_path=Path(summary),
+            )
+        except PipelineError:
+            if not report_path.is_file():
+                raise  # refused before judging: settings or data are wrong
+            print("gate: refused, nothing will be registered")
+        verdict = json.loads(report_path.read_text(encoding="utf-8"))
+        tags = {"pipeline_job": job, "gate_passed": str(bool(verdict["passed"])).lower()}
+        tags["gate_reason"] = str(verdict["reason"])[:REASON_LIMIT]
+        tag_model_run(model, tags)
+        return bool(verdict["passed"])
+
+    return step(run_context, work)
+
+
+def register(run_context: str, model: str, report: str) -> str:
+    from ..release import register as stage
+
+    return step(run_context, lambda _: stage.run(model_path=Path(model), report_path=Path(report)))
+
+
+def promotion_reason(job: str) -> str:
+    """How the registry history names a promotion by this pipeline run (report.py finds it)."""
+    return f"pipeline run {job}"
+
+
+def promote(run_context: str, job: str, version: str) -> str:
+    from ..release import promote as stage
+
+    return step(run_context, lambda _: stage.run(version=version, reason=promotion_reason(job)))
+
+
+def commit_from_environment() -> str:
+    """The commit a compiled pipeline records: git's, else the CI's variable."""
+    commit = git.commit()
+    if commit != git.NO_COMMIT:
+        return commit
+    return os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA") or commit
