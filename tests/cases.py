@@ -25,9 +25,11 @@ LICENSES = ("MIT", "Apache-2.0", "Proprietary")
 REMOTES = ("local", "s3", "gcs")
 NAMES = (None, "Churn Prediction", "Prévision des Ventes Été")
 DEPLOY_TARGETS = ("container", "cloud-run", "kubernetes")  # level 3 and up
+ORCHESTRATORS = ("local", "kubeflow", "vertex")  # level 3 and up
 
 DEFAULT_ANSWERS = {
     "deploy_target": DEPLOY_TARGETS[0],
+    "orchestrator": ORCHESTRATORS[0],
     "python_version": PYTHONS[0],
     "license": LICENSES[0],
     "data_remote": REMOTES[0],
@@ -47,12 +49,15 @@ class Case:
     project_name: str | None
     answers: dict = field(compare=False)
     deploy_target: str | None = None
+    orchestrator: str | None = None
 
     @property
     def id(self) -> str:
         python = self.python_version.replace(".", "")
         case_id = f"l{self.level}-{self.ci}-py{python}-{SHORT[self.license]}-{self.data_remote}"
-        return case_id + (f"-{self.deploy_target}" if self.deploy_target else "")
+        if self.deploy_target:
+            case_id += f"-{self.deploy_target}-{self.orchestrator}"
+        return case_id
 
     @property
     def marks(self) -> list[pytest.MarkDecorator]:
@@ -80,6 +85,7 @@ def build_cases() -> list[Case]:
             }
             if level >= 3:
                 values["deploy_target"] = DEPLOY_TARGETS[provider_index % len(DEPLOY_TARGETS)]
+                values["orchestrator"] = ORCHESTRATORS[provider_index % len(ORCHESTRATORS)]
             name = NAMES[index % len(NAMES)]
             answers = {k: v for k, v in values.items() if DEFAULT_ANSWERS[k] != v}
             if name is not None:
@@ -98,10 +104,26 @@ REPRESENTATIVE = (
     "l1-github-py312-mit-local",
     "l1-gitlab-py311-apache-s3",
     "l2-none-py312-apache-gcs",
-    "l3-github-py313-apache-local-container",
-    "l3-gitlab-py312-proprietary-s3-cloud-run",
+    "l3-github-py313-apache-local-container-local",
+    "l3-gitlab-py312-proprietary-s3-cloud-run-kubeflow",
 )
 
 
 def params(*, end_to_end: bool = False) -> list[object]:
     return [case.param(end_to_end=end_to_end) for case in CASES]
+
+
+# Every deploy target x orchestrator x CI provider at level 3: each is generated
+# and its file set and CI files checked (test_invariants.py); all of them run
+# end to end in the full matrix only.
+DELIVERY_COMBINATIONS = [
+    Case(
+        level=3, ci=ci, python_version=PYTHONS[0], license=LICENSES[0],
+        data_remote=REMOTES[0], project_name=None, deploy_target=target,
+        orchestrator=orchestrator,
+        answers={"level": 3, "ci": ci, "deploy_target": target, "orchestrator": orchestrator},
+    )
+    for target in DEPLOY_TARGETS
+    for orchestrator in ORCHESTRATORS
+    for ci in PROVIDERS
+]  # fmt: skip

@@ -36,7 +36,7 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Broken).serve_forever()
 
 # Flags each (tool, subcommand) accepts: a name with "=" takes a value.
 FLAGS = {
-    ("docker", "build"): {"--build-arg=", "--tag=", "--file=", "--platform="},
+    ("docker", "build"): {"--build-arg=", "--tag=", "--file=", "--platform=", "--target="},
     ("docker", "push"): set(),
     ("docker", "tag"): set(),
     ("docker", "login"): {"--username=", "--password-stdin"},

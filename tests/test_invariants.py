@@ -114,6 +114,7 @@ def test_the_matrix_covers_every_value():
         ("license", cases.LICENSES),
         ("data_remote", cases.REMOTES),
         ("deploy_target", (None, *cases.DEPLOY_TARGETS)),
+        ("orchestrator", (None, *cases.ORCHESTRATORS)),
     ]:
         assert {getattr(case, attribute) for case in cases.CASES} == set(values), attribute
     assert cases.CASES[0].answers == {}  # the README's main command: defaults only
@@ -166,3 +167,15 @@ def test_docs_show_the_ranking_sql_the_code_runs(generate):
 def test_python_files_of_the_template_carry_no_jinja():
     """Generated Python modules and tests are plain files (runtime configuration instead)."""
     assert not list(filemap.TEMPLATE.rglob("*.py.jinja"))
+
+
+@pytest.mark.parametrize(
+    "combination",
+    [pytest.param(case, id=case.id) for case in cases.DELIVERY_COMBINATIONS],
+)  # fmt: skip
+def test_every_delivery_combination_has_its_files(generate, combination):
+    project = generate(combination)
+    expected = filemap.expected_files(helpers.recorded_answers(project))
+    assert helpers.project_files(project) == expected
+    linted = helpers.run_tool("ruff", "check", ".", cwd=project)
+    assert linted.returncode == 0, linted.stdout

@@ -55,7 +55,8 @@ def test_step_bodies_call_the_package_and_copy_no_logic(project):
             continue
         source = spec["container"]["command"][-1]
         module = "report" if name == "exec-report" else "steps"
-        assert f"{{package}}.orchestration.{module}" in source, name
+        # the body formats the package's name in: "{package}.orchestration.<module>"
+        assert "{package}" + f".orchestration.{module}" in source, name
         (function,) = [node for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)]
         # import importlib; module = importlib.import_module(...); one call
         assert len(function.body) == 3, f"{name} holds more than a call"

@@ -44,17 +44,29 @@ def default_registry(settings: DeliverySettings) -> str:
     return f"{region}-docker.pkg.dev/{project}/{settings.artifact_repository}"
 
 
-def run(registry: str | None = None, push: bool = False, base: str | None = None) -> str:
+def run(
+    registry: str | None = None,
+    push: bool = False,
+    base: str | None = None,
+    pipeline: bool = False,
+) -> str:
     settings = load_delivery_settings()
     registry = registry or default_registry(settings)
-    folder = open_model_folder(load_serving_settings().model_dir)
     commit = git.commit()
     if commit == git.NO_COMMIT:
         raise PipelineError("the image is tagged with the commit: commit your work first")
-    repository = f"{registry.rstrip('/')}/{settings.image}"
-    tags = [f"{repository}:{commit[:12]}", f"{repository}:model-{folder.version}"]
-    command = ["docker", "build", "--build-arg", f"MODEL_VERSION={folder.version}"]
-    command += ["--build-arg", f"GIT_COMMIT={commit}"]
+    if pipeline:  # the kfp steps' image: the code of the commit, no model inside
+        repository = f"{registry.rstrip('/')}/{settings.image}-pipeline"
+        version = "none"
+        tags = [f"{repository}:{commit[:12]}"]
+        command = ["docker", "build", "--target", "pipeline"]
+    else:
+        folder = open_model_folder(load_serving_settings().model_dir)
+        repository = f"{registry.rstrip('/')}/{settings.image}"
+        version = folder.version
+        tags = [f"{repository}:{commit[:12]}", f"{repository}:model-{version}"]
+        command = ["docker", "build", "--target", "api"]
+    command += ["--build-arg", f"MODEL_VERSION={version}", "--build-arg", f"GIT_COMMIT={commit}"]
     if base:
         command += ["--build-arg", f"BASE={base}"]
     for tag in tags:
@@ -66,9 +78,9 @@ def run(registry: str | None = None, push: bool = False, base: str | None = None
             external.run(["gcloud", "auth", "configure-docker", host, "--quiet"], "log docker in")
         for tag in tags:
             external.run(["docker", "push", tag], "push the image")
-    print(f"image: {tags[0]} (model version {folder.version})")
+    print(f"image: {tags[0]} (model version {version})")
     write_output("image", tags[0])
-    write_output("version", folder.version)
+    write_output("version", version)
     return tags[0]
 
 
@@ -78,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--push", action="store_true", help="push every tag after the build")
     parser.add_argument("--base", help="base image (the Dockerfile's BASE build argument)")
+    parser.add_argument(
+        "--pipeline", action="store_true", help="the kfp pipeline's image, not the API's"
+    )
 
 
 COMMAND = Command(
