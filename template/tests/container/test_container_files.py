@@ -157,6 +157,12 @@ def test_the_model_folder_is_copied_where_model_dir_points():
     assert model_dir.group(1).endswith(serving_settings.MODEL_DIR.as_posix())
 
 
+def test_the_image_turns_onnxruntime_telemetry_off():
+    environment = " ".join(arguments for keyword, arguments in runtime_stage() if keyword == "ENV")
+
+    assert "ORT_DISABLE_TELEMETRY=1" in environment.split()
+
+
 def test_the_healthcheck_asks_ready_without_curl():
     [check] = arguments_of("HEALTHCHECK")
 
