@@ -45,8 +45,20 @@ def instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
     return found
 
 
+def api_instructions() -> list[tuple[str, str]]:
+    """The instructions of the stages the API image is built from (not the pipeline's)."""
+    kept: list[tuple[str, str]] = []
+    keep = True
+    for keyword, arguments in instructions():
+        if keyword == "FROM":
+            keep = not arguments.split()[-1].startswith("pipeline")
+        if keep:
+            kept.append((keyword, arguments))
+    return kept
+
+
 def arguments_of(keyword: str) -> list[str]:
-    return [arguments for found, arguments in instructions() if found == keyword]
+    return [arguments for found, arguments in api_instructions() if found == keyword]
 
 
 def runtime_stage() -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -72,6 +73,9 @@ class OnnxPredictor:
     """Probabilities from an ONNX model whose inputs are the feature columns."""
 
     def __init__(self, model: bytes | str, features: list[Feature]) -> None:
+        # onnxruntime sends usage telemetry unless told not to; where the lookup
+        # hangs (no DNS, a firewall) it delays every shutdown by seconds.
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
