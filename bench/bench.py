@@ -4,6 +4,8 @@
 
 Figures are medians of several runs, with uv's cache warm (a first `uv sync`
 fills it before timing). Results are also written to bench/results/latest.json.
+Levels 1-3 with the default answers, and level 3 with `orchestrator: kubeflow`
+for the kfp pipeline. The serving API is measured by bench/serving.py.
 """
 
 from __future__ import annotations
@@ -43,7 +45,12 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def run(command: list[str], cwd: Path) -> None:
-    subprocess.run(command, cwd=cwd, check=True, capture_output=True)
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"{command} in {cwd} exited with {result.returncode}:\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
 
 
 def copier_cli(template: Path, destination: Path, level: int) -> None:
@@ -100,14 +107,15 @@ def bench_copy_to_green(template: Path, workdir: Path, level: int, runs: int) ->
     return {"seconds": median(samples), "venv_mb": round(directory_size_mb(venv))}
 
 
-def bench_update(template: Path, workdir: Path, runs: int) -> float:
+def bench_update(template: Path, workdir: Path, start: int, runs: int) -> float:
+    """`copier update` from level `start` to the next one."""
     samples = []
     for index in range(runs):
-        project = workdir / f"update-{index}"
-        helpers.copy_template(template, project, {**ANSWERS, "level": 1})
+        project = workdir / f"update-{start}-{index}"
+        helpers.copy_template(template, project, {**ANSWERS, "level": start})
         helpers.git(project, "init", "-q", "-b", "main")
-        helpers.commit_all(project, "level 1")
-        samples.append(timed(lambda p=project: helpers.update_project(p, {"level": 2})))
+        helpers.commit_all(project, f"level {start}")
+        samples.append(timed(lambda p=project: helpers.update_project(p, {"level": start + 1})))
     return median(samples)
 
 
@@ -175,12 +183,12 @@ def bench_tracking_breakdown(project: Path, runs: int) -> dict:
     return {f"{key}_seconds": median(values) for key, values in samples.items()}
 
 
-def bench_group_sizes(project: Path, workdir: Path) -> dict:
+def bench_group_sizes(project: Path, workdir: Path, groups: list[str] | None = None) -> dict:
     """Size of the runtime environment, and what each dependency group adds to it."""
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     sizes = {}
-    for group in ["(runtime)", *pyproject["dependency-groups"]]:
-        environment = workdir / f"venv-{group.strip('()')}"
+    for group in ["(runtime)", *(groups or pyproject["dependency-groups"])]:
+        environment = workdir / f"venv-{project.name}-{group.strip('()')}"
         command = ["uv", "sync", "--no-default-groups", "--quiet"]
         if group != "(runtime)":
             command += ["--group", group]
@@ -193,32 +201,94 @@ def bench_group_sizes(project: Path, workdir: Path) -> dict:
     return {"runtime_mb": runtime, **{f"{g}_adds_mb": s - runtime for g, s in sizes.items()}}
 
 
+def bench_release(project: Path, runs: int) -> dict:
+    """The gate and the export of the model `poe ci` just trained (level 3)."""
+    gate = ["uv", "run", "python", "-m", PACKAGE, "gate"]
+    export = ["uv", "run", "python", "-m", PACKAGE, "export", "--candidate"]
+    return {
+        "gate_seconds": median([timed(lambda: run(gate, cwd=project)) for _ in range(runs)]),
+        "export_candidate_seconds": median(
+            [timed(lambda: run(export, cwd=project)) for _ in range(runs)]
+        ),
+    }
+
+
+def fresh_store(project: Path) -> None:
+    """No tracking store, no outputs: each run trains, registers and promotes version 1."""
+    for output in ("data/interim", "data/processed", "models", "reports", "mlruns"):
+        shutil.rmtree(project / output, ignore_errors=True)
+    shutil.rmtree(project / "data" / "pipeline-runs", ignore_errors=True)
+    shutil.rmtree(project / ".dvc" / "cache", ignore_errors=True)
+    (project / "dvc.lock").unlink(missing_ok=True)
+    (project / "mlflow.db").unlink(missing_ok=True)
+
+
+def bench_orchestration(template: Path, workdir: Path, runs: int, local_runs: int) -> dict:
+    """orchestrator: kubeflow: compile the kfp pipeline, run it locally; dvc repro beside it."""
+    project = workdir / "kubeflow"
+    helpers.copy_template(template, project, {**ANSWERS, "level": 3, "orchestrator": "kubeflow"})
+    helpers.git(project, "init", "-q", "-b", "main")
+    helpers.git(project, "add", "-A")
+    run(["uv", "run", "poe", "sample-data"], cwd=project)  # syncs every group first
+    command = ["uv", "run", "python", "-m", PACKAGE]
+    compile_ = [
+        timed(lambda: run([*command, "pipeline-compile"], cwd=project)) for _ in range(runs)
+    ]
+    local, repro = [], []
+    for _ in range(local_runs):
+        fresh_store(project)
+        local.append(timed(lambda: run([*command, "pipeline-local"], cwd=project)))
+        fresh_store(project)
+        repro.append(timed(lambda: run(["uv", "run", "dvc", "repro"], cwd=project)))
+    return {
+        "pipeline_compile_seconds": median(compile_),
+        "pipeline_local_seconds": median(local),
+        "dvc_repro_cold_seconds": median(repro),
+        **bench_group_sizes(project, workdir, ["orchestration"]),
+    }
+
+
+def measure(results: dict, runs: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="mlops-ladder-bench-") as tmp:
+        workdir = Path(tmp)
+        template = snapshot_template(workdir)
+        for level in (1, 2, 3):
+            results[f"copy_level{level}_seconds"] = bench_copy(template, workdir, level, runs)
+        for start in (1, 2):
+            results[f"update_{start}_to_{start + 1}_seconds"] = bench_update(
+                template, workdir, start, runs
+            )
+        green_runs = max(1, runs // 2)
+        for level in (1, 2, 3):
+            results[f"copy_to_green_level{level}"] = bench_copy_to_green(
+                template, workdir, level, green_runs
+            )
+        results["pipeline_level2"] = bench_pipeline(workdir, green_runs)
+        results["tracking_breakdown"] = bench_tracking_breakdown(workdir / "green-2-0", runs)
+        results["release_level3"] = bench_release(workdir / "green-3-0", runs)
+        results["orchestration_kubeflow"] = bench_orchestration(template, workdir, runs, green_runs)
+        results["dependency_groups_level2"] = bench_group_sizes(workdir / "green-2-0", workdir)
+        results["dependency_groups_level3"] = bench_group_sizes(workdir / "green-3-0", workdir)
+        results["load_after"] = round(os.getloadavg()[0], 2)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per measure (median)")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="mlops-ladder-bench-") as tmp:
-        workdir = Path(tmp)
-        template = snapshot_template(workdir)
-        results = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-            f"{platform.python_version()}",
-            "runs": args.runs,
-            "copy_level1_seconds": bench_copy(template, workdir, 1, args.runs),
-            "copy_level2_seconds": bench_copy(template, workdir, 2, args.runs),
-            "update_1_to_2_seconds": bench_update(template, workdir, args.runs),
-        }
-        green_runs = max(1, args.runs // 2)
-        results["copy_to_green_level1"] = bench_copy_to_green(template, workdir, 1, green_runs)
-        results["copy_to_green_level2"] = bench_copy_to_green(template, workdir, 2, green_runs)
-        results["pipeline_level2"] = bench_pipeline(workdir, green_runs)
-        results["tracking_breakdown"] = bench_tracking_breakdown(workdir / "green-2-0", args.runs)
-        results["dependency_groups_level2"] = bench_group_sizes(workdir / "green-2-0", workdir)
-
     output = REPO_ROOT / "bench" / "results" / "latest.json"
     output.parent.mkdir(exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    results: dict = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
+        "runs": args.runs,
+        "load_before": round(os.getloadavg()[0], 2),
+    }
+    try:
+        measure(results, args.runs)
+    finally:  # what was measured before a failure is kept
+        output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
     return 0
 

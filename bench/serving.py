@@ -6,20 +6,22 @@
 The project must have run its pipeline (models/model.joblib, data/processed/test.csv
 and a tracked run in mlflow.db). The bench then:
 
-1. writes the model folder (models/serving) with the project's own
-   write_model_folder, unless one is there;
+1. writes the model folder (models/serving) with `<package> export --candidate`,
+   unless one is there, and registers the model the gate passed (`gate`, then
+   `register`: MLflow's scikit-learn flavour), unless a version is registered;
 2. times the cold start of `<package> serve` (process start to the first 200
-   from /ready) and of `mlflow models serve --env-manager local` (start to the
-   first 200 from /ping), on the same tracked model;
+   from /ready) and of `mlflow models serve --env-manager local` on the
+   registered version (start to the first 200 from /ping): the same model;
 3. loads both at concurrency 1 and 16, one row a request, with wrk (when
    installed) and with the project's own Python load client;
 4. sizes the runtime dependency set (project dependencies + the serving group,
    installed in a fresh venv) against MLflow's.
 
-MLflow runs from a throwaway venv (full mlflow, plus the project's own
-scikit-learn, numpy, pandas, scipy and skops versions). Servers and load
-share the machine: read the figures as ratios, and look at the load average
-printed with them. POSIX only (process groups, wrk).
+MLflow runs from a throwaway venv (full mlflow at the project's mlflow-skinny
+version, plus the project's own scikit-learn, numpy, pandas, scipy and skops
+versions). Servers and load share the machine: read the figures as ratios,
+and look at the load average printed with them. POSIX only (process groups,
+wrk).
 """
 
 from __future__ import annotations
@@ -90,52 +92,49 @@ def generate(level: int, workdir: Path) -> Path:
 
 
 def ensure_model_folder(project: Path, package: str) -> dict:
+    """The model folder the API serves, written by the project's own export command."""
     folder = project / "models" / "serving"
     if not (folder / "metadata.json").is_file():
-        code = f"""
-import joblib, pandas as pd
-from pathlib import Path
-from {package}.core.canvas import load_canvas
-from {package}.core.params import load_params
-from {package}.serving import model_folder
-params, canvas = load_params(Path("params.yaml")), load_canvas(Path("canvas.yaml"))
-metadata = model_folder.describe_model(
-    params, canvas, version="bench", run_id="bench", git_commit="bench", data_version="bench"
-)
-model_folder.write_model_folder(
-    Path("models/serving"), joblib.load("models/model.joblib"), metadata,
-    pd.read_csv("data/processed/test.csv"),
-)
-"""
-        run(["uv", "run", "python", "-c", code], project)
+        run(["uv", "run", package, "export", "--candidate"], project)
     return json.loads((folder / "metadata.json").read_text())
 
 
-def latest_run(project: Path) -> str:
+def latest_version(project: Path) -> tuple[str, str] | None:
     connection = sqlite3.connect(project / "mlflow.db")
     try:
-        (run_id,) = connection.execute(
-            "SELECT run_uuid FROM runs WHERE status = 'FINISHED' ORDER BY start_time DESC LIMIT 1"
+        return connection.execute(
+            "SELECT name, version FROM model_versions ORDER BY creation_time DESC LIMIT 1"
         ).fetchone()
     finally:
         connection.close()
-    return run_id
+
+
+def registered_model(project: Path, package: str) -> str:
+    """The URI MLflow serves: the latest registered version, registered here if none is."""
+    if latest_version(project) is None:
+        run(["uv", "run", package, "gate"], project)
+        run(["uv", "run", package, "register"], project)
+    name, version = latest_version(project)
+    return f"models:/{name}/{version}"
 
 
 def mlflow_venv(project: Path, workdir: Path) -> Path:
+    names = ("mlflow-skinny", *MLFLOW_LIBRARIES)
     versions = json.loads(
         run(
             ["uv", "run", "python", "-c",
              "import json, importlib.metadata as m; "
-             f"print(json.dumps({{n: m.version(n) for n in {MLFLOW_LIBRARIES!r}}}))"],
+             f"print(json.dumps({{n: m.version(n) for n in {names!r}}}))"],
             project,
         )
     )  # fmt: skip
+    # Full mlflow at the skinny's version: the same tracking-store schema.
+    versions["mlflow"] = versions.pop("mlflow-skinny")
     python = run(["uv", "run", "python", "-c", "import sys; print(sys.executable)"], project)
     venv = workdir / "mlflow-env"
     run(["uv", "venv", "-q", "--python", python.strip(), str(venv)], workdir)
     pins = [f"{name}=={version}" for name, version in versions.items()]
-    run(["uv", "pip", "install", "-q", "--python", str(venv), "mlflow", *pins], workdir)
+    run(["uv", "pip", "install", "-q", "--python", str(venv), *pins], workdir)
     return venv
 
 
@@ -203,31 +202,35 @@ class Server:
         self.process.wait()
 
 
+# wrk's own summary has no p95: the script prints the percentiles (microseconds).
+WRK_SCRIPT = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = {body}
+done = function(summary, latency, requests)
+  for _, p in ipairs({{50, 95, 99}}) do
+    io.write(string.format("percentile %d %d\\n", p, latency:percentile(p)))
+  end
+end
+"""
+
+
 def wrk(url: str, body: str, concurrency: int, seconds: float, workdir: Path) -> dict:
     script = workdir / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(body)}\n"
-    )
+    script.write_text(WRK_SCRIPT.format(body=json.dumps(body)))
     output = run(
-        [
-            "wrk",
-            "-t1",
-            f"-c{concurrency}",
-            f"-d{max(1, round(seconds))}s",
-            "--latency",
-            "-s",
-            str(script),
-            url,
-        ],
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "-s", str(script), url],
         workdir,
     )
     per_second = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    percentiles = {}
-    for name, value, unit in re.findall(r"\s(50|90|99)%\s+([\d.]+)(us|ms|s)\b", output):
-        percentiles[f"p{name}_ms"] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    failed = int(errors.group(1)) if errors else 0
+    percentiles = {
+        f"p{name}_ms": int(micros) / 1000
+        for name, micros in re.findall(r"percentile (\d+) (\d+)", output)
+    }
+    failed = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", output))
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    failed += sum(int(n) for n in sockets.groups()) if sockets else 0
     return {"req_s": round(per_second), **percentiles, "errors": failed}
 
 
@@ -289,8 +292,9 @@ def table(results: dict) -> str:
         f"after: {results['load_after']}; {results['duration_s']} s per level; "
         f"fast path: {results['fast_path']}.",
         "",
-        "| server | cold start s | client | concurrency | req/s | p50 ms | p99 ms | errors |",
-        "|---|---:|---|---:|---:|---:|---:|---:|",
+        "| server | cold start s | client | concurrency | req/s | p50 ms | p95 ms | p99 ms "
+        "| errors |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name in ("api", "mlflow"):
         if name not in results:
@@ -301,15 +305,23 @@ def table(results: dict) -> str:
                 lines.append(
                     f"| {name} | {server['cold_start_s']} | {client} | {concurrency} | "
                     f"{level['req_s']} | {level.get('p50_ms', float('nan')):.2f} | "
+                    f"{level.get('p95_ms', float('nan')):.2f} | "
                     f"{level.get('p99_ms', float('nan')):.2f} | {level['errors']} |"
                 )
     if "api" in results and "mlflow" in results:
-        lines += ["", "| client | concurrency | API / mlflow throughput |", "|---|---:|---:|"]
+        lines += [
+            "",
+            "| client | concurrency | API / mlflow throughput | mlflow / API p95 |",
+            "|---|---:|---:|---:|",
+        ]
         for client in ("wrk", "python"):
             for concurrency in results["api"].get(client, {}):
-                ours = results["api"][client][concurrency]["req_s"]
-                theirs = results["mlflow"][client][concurrency]["req_s"]
-                lines.append(f"| {client} | {concurrency} | {ours / max(theirs, 1):.1f}x |")
+                ours = results["api"][client][concurrency]
+                theirs = results["mlflow"][client][concurrency]
+                lines.append(
+                    f"| {client} | {concurrency} | {ours['req_s'] / max(theirs['req_s'], 1):.1f}x "
+                    f"| {theirs['p95_ms'] / ours['p95_ms']:.1f}x |"
+                )
     sizes = results.get("sizes_mb", {})
     if sizes:
         lines += ["", "| environment | MB |", "|---|---:|"]
@@ -350,7 +362,7 @@ def main() -> int:
         )  # fmt: skip
         if not args.skip_mlflow:
             venv = mlflow_venv(project, workdir)
-            model_uri = f"runs:/{latest_run(project)}/model"
+            model_uri = registered_model(project, package)
 
             def mlflow_command(port: int) -> list[str]:
                 return [

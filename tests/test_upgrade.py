@@ -23,8 +23,19 @@ from tests import helpers
 
 PROJECT_NAME = "Churn Prediction"
 PACKAGE = "churn_prediction"
-OWN_FILES = {"docs/team-notes.md", "uv.lock"}
+OWN_FILES = {"docs/team-notes.md", "scripts/show_params.py", "uv.lock"}
 ADDED_DEPENDENCY = "tabulate"
+# A team adds a dependency to use it (deptry, from level 2, refuses unused ones).
+OWN_SCRIPT = """\"\"\"Print params.yaml's features as a table.\"\"\"
+
+from pathlib import Path
+
+import yaml
+from tabulate import tabulate
+
+features = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))["features"]
+print(tabulate(features.items(), headers=["kind", "columns"]))
+"""
 
 # Where the moved modules live, by layout (release 0.2.0 grouped the package).
 MODULE_PATHS = {
@@ -119,6 +130,7 @@ def add_own_work(project: Path) -> None:
         ["uv", "add", "--no-sync", ADDED_DEPENDENCY], cwd=project, check=True, capture_output=True
     )
     (project / "docs" / "team-notes.md").write_text("# Notes\n\nOur own file.\n", encoding="utf-8")
+    (project / "scripts" / "show_params.py").write_text(OWN_SCRIPT, encoding="utf-8")
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,11 @@ def project(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_frame: pd.DataFrame
 ) -> TmpProject:
     """tmp_path with canvas.yaml, params.yaml and data/raw/dataset.csv; cwd set to it."""
+    # The same behaviour on a laptop and on a CI runner: tests that need CI set it.
     for variable in (
+        "CI",
+        "GITHUB_ACTIONS",
+        "GITLAB_CI",
         "MLFLOW_TRACKING_URI",
         "DVC_EXP_NAME",
         "GITHUB_STEP_SUMMARY",
