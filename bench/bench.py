@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -119,9 +120,8 @@ def bench_update(template: Path, workdir: Path, start: int, runs: int) -> float:
     return median(samples)
 
 
-def bench_pipeline(workdir: Path, runs: int) -> dict:
-    """dvc repro cold and no-op, and the cost of tracking one evaluate run."""
-    project = workdir / "green-2-0"
+def bench_pipeline(project: Path, runs: int) -> dict:
+    """dvc repro cold and no-op."""
     cold, noop = [], []
     for _ in range(runs):
         for output in ("data/interim", "data/processed", "models", "reports"):
@@ -130,21 +130,71 @@ def bench_pipeline(workdir: Path, runs: int) -> dict:
         shutil.rmtree(project / ".dvc" / "cache", ignore_errors=True)
         cold.append(timed(lambda: run(["uv", "run", "dvc", "repro"], cwd=project)))
         noop.append(timed(lambda: run(["uv", "run", "dvc", "repro"], cwd=project)))
+    return {"repro_cold_seconds": median(cold), "repro_noop_seconds": median(noop)}
 
-    evaluate = ["uv", "run", "python", "-m", PACKAGE, "evaluate"]
-    tracked = [timed(lambda: run(evaluate, cwd=project)) for _ in range(runs)]
+
+def forget_digests(project: Path) -> None:
+    """Since 0.3.0 an identical run is not recorded again: make the next one new."""
+    connection = sqlite3.connect(project / "mlflow.db")
+    with connection:
+        connection.execute("UPDATE tags SET value = 'forgotten' WHERE key = 'run_digest'")
+    connection.close()
+
+
+def set_tracking(project: Path, enabled: bool) -> None:
     params = project / "params.yaml"
-    original = params.read_text(encoding="utf-8")
-    params.write_text(original.replace("enabled: true", "enabled: false"), encoding="utf-8")
-    untracked = [timed(lambda: run(evaluate, cwd=project)) for _ in range(runs)]
-    params.write_text(original, encoding="utf-8")
+    text = params.read_text(encoding="utf-8")
+    before, after = ("false", "true") if enabled else ("true", "false")
+    params.write_text(text.replace(f"enabled: {before}", f"enabled: {after}"), encoding="utf-8")
+
+
+def bench_tracking(projects: dict[str, Path], runs: int) -> dict:
+    """The evaluate stage recording a new run, then with `tracking.enabled: false`.
+
+    Projects and modes take turns, so a change of the machine's load hits them alike.
+    """
+    evaluate = ["uv", "run", "python", "-m", PACKAGE, "evaluate"]
+    samples = {name: {True: [], False: []} for name in projects}
+    for _ in range(runs):
+        for name, project in projects.items():
+            for enabled in (True, False):
+                set_tracking(project, enabled)
+                forget_digests(project)
+                samples[name][enabled].append(timed(lambda p=project: run(evaluate, cwd=p)))
+            set_tracking(project, True)
     return {
-        "repro_cold_seconds": median(cold),
-        "repro_noop_seconds": median(noop),
-        "evaluate_tracked_seconds": median(tracked),
-        "evaluate_untracked_seconds": median(untracked),
-        "tracking_overhead_seconds": round(median(tracked) - median(untracked), 2),
+        name: {
+            "evaluate_tracked_seconds": median(by_mode[True]),
+            "evaluate_untracked_seconds": median(by_mode[False]),
+            "tracking_overhead_seconds": round(median(by_mode[True]) - median(by_mode[False]), 2),
+        }
+        for name, by_mode in samples.items()
     }
+
+
+def release_template(workdir: Path, version: str) -> Path:
+    """An earlier release of the template (tests/helpers.py RELEASES), as a one-commit repo."""
+    template = workdir / f"template-{version}"
+    template.mkdir()
+    commit = dict(helpers.RELEASES)[version]
+    archive = subprocess.run(
+        ["git", "archive", commit], cwd=REPO_ROOT, check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x"], cwd=template, input=archive, check=True)
+    helpers.git(template, "init", "-q", "-b", "main")
+    helpers.commit_all(template, f"release {version}")
+    return template
+
+
+def level2_project(workdir: Path, version: str) -> Path:
+    """A level-2 project from an earlier release, its pipeline run."""
+    project = workdir / f"level2-{version}"
+    copier_cli(release_template(workdir, version), project, 2)
+    helpers.git(project, "init", "-q", "-b", "main")
+    helpers.git(project, "add", "-A")
+    run(["uv", "run", "poe", "sample-data"], cwd=project)
+    run(["uv", "run", "dvc", "repro"], cwd=project)
+    return project
 
 
 # Where a tracked run's time goes, in the evaluate stage's situation (pandas and
@@ -263,7 +313,10 @@ def measure(results: dict, runs: int) -> None:
             results[f"copy_to_green_level{level}"] = bench_copy_to_green(
                 template, workdir, level, green_runs
             )
-        results["pipeline_level2"] = bench_pipeline(workdir, green_runs)
+        results["pipeline_level2"] = bench_pipeline(workdir / "green-2-0", green_runs)
+        # Tracking before the 0.3.0 changes (release 0.2.0) and now, taking turns.
+        projects = {"0.2.0": level2_project(workdir, "0.2.0"), "now": workdir / "green-2-0"}
+        results["tracking_level2"] = bench_tracking(projects, runs)
         results["tracking_breakdown"] = bench_tracking_breakdown(workdir / "green-2-0", runs)
         results["release_level3"] = bench_release(workdir / "green-3-0", runs)
         results["orchestration_kubeflow"] = bench_orchestration(template, workdir, runs, green_runs)
