@@ -8,16 +8,13 @@ canvas metric, data version and commit, then the history of alias moves
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
-from typing import Any
 
 from ..core import paths
 from ..core.canvas import load_canvas
 from ..core.commands import Command
-from ..core.errors import PipelineError
 from ..core.params import load_params
-from ..tracking.runs import database_path
+from ..tracking.runs import database_path, query
 from .settings import load_registry_settings
 
 # :name and :metric are bound at run time.
@@ -41,20 +38,6 @@ SELECT value FROM registered_model_tags
 WHERE name = :name AND key LIKE 'alias_move.%'
 ORDER BY CAST(substr(key, 12) AS INTEGER)
 """
-
-
-def query(db_path: Path, sql: str, values: dict[str, Any]) -> list[dict[str, Any]]:
-    try:
-        connection = sqlite3.connect(f"file:{db_path.as_posix()}?mode=ro", uri=True)
-    except sqlite3.Error as error:
-        raise PipelineError(f"cannot open {db_path}: {error}") from None
-    try:
-        connection.row_factory = sqlite3.Row
-        return [dict(row) for row in connection.execute(sql, values).fetchall()]
-    except sqlite3.Error as error:
-        raise PipelineError(f"{db_path} is not a readable MLflow store: {error}") from None
-    finally:
-        connection.close()
 
 
 def table(rows: list[list[str]]) -> str:

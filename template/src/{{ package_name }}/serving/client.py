@@ -6,6 +6,7 @@ package does, against a local server or a deployed URL (https included).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core import paths
 from ..core.errors import PipelineError
 
 PACKAGE = __name__.split(".")[0]
@@ -188,3 +190,21 @@ def parse_url(url: str) -> urllib.parse.SplitResult:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PipelineError(f"--url must be an http:// or https:// address (got {url!r})")
     return parts
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that call an API: which one, with what rows."""
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--url", help="base URL of a running API, e.g. http://127.0.0.1:8000")
+    target.add_argument(
+        "--start", action="store_true", help="start a local server on a free port, then stop it"
+    )
+    parser.add_argument(
+        "--model-dir", type=Path, help="model folder (default: MODEL_DIR or serving.model_dir)"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=paths.TEST_DATA, help="rows to send (default: test split)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for /ready (30)"
+    )

@@ -29,7 +29,7 @@ from typing import Any
 from ..core import files, paths
 from ..core.commands import Command
 from ..core.errors import PipelineError
-from .client import LocalServer, join, parse_url, request, wait_ready
+from .client import LocalServer, add_target_arguments, join, parse_url, request, wait_ready
 from .settings import load_serving_settings
 
 WARM_UP_SECONDS = 1.0
@@ -284,17 +284,7 @@ def _measure(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    target = parser.add_mutually_exclusive_group()
-    target.add_argument("--url", help="base URL of a running API, e.g. http://127.0.0.1:8000")
-    target.add_argument(
-        "--start", action="store_true", help="start a local server on a free port, then stop it"
-    )
-    parser.add_argument(
-        "--model-dir", type=Path, help="model folder (default: MODEL_DIR or serving.model_dir)"
-    )
-    parser.add_argument(
-        "--data", type=Path, default=paths.TEST_DATA, help="rows to send (default: test split)"
-    )
+    add_target_arguments(parser)
     parser.add_argument(
         "--concurrency", type=int, default=16, help="clients at the second level (16)"
     )
@@ -303,9 +293,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-ms", type=float, help="p95 limit (default: the canvas budget)")
     parser.add_argument("--workers", type=int, default=1, help="server processes with --start")
     parser.add_argument("--report", type=Path, help="also write the figures as JSON there")
-    parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to wait for /ready (30)"
-    )
 
 
 COMMAND = Command(

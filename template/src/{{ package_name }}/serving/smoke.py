@@ -22,7 +22,15 @@ from typing import Any
 from ..core import paths
 from ..core.commands import Command
 from ..core.errors import PipelineError
-from .client import Answer, LocalServer, join, parse_url, request, wait_ready
+from .client import (
+    Answer,
+    LocalServer,
+    add_target_arguments,
+    join,
+    parse_url,
+    request,
+    wait_ready,
+)
 from .model_folder import read_features
 from .schema import Feature
 from .settings import ServingSettings, load_serving_settings
@@ -234,22 +242,9 @@ def run(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    target = parser.add_mutually_exclusive_group()
-    target.add_argument("--url", help="base URL of a running API, e.g. http://127.0.0.1:8000")
-    target.add_argument(
-        "--start", action="store_true", help="start a local server on a free port, then stop it"
-    )
-    parser.add_argument(
-        "--model-dir", type=Path, help="model folder (default: MODEL_DIR or serving.model_dir)"
-    )
-    parser.add_argument(
-        "--data", type=Path, default=paths.TEST_DATA, help="rows to send (default: test split)"
-    )
+    add_target_arguments(parser)
     parser.add_argument("--rows", type=int, default=20, help="rows of --data to send (20)")
     parser.add_argument("--expect-version", help="model version the API must serve")
-    parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to wait for /ready (30)"
-    )
 
 
 COMMAND = Command("smoke", "check a running model API (or --start a local one)", run, add_arguments)

@@ -60,30 +60,32 @@ def database_path(uri: str) -> Path:
     return Path(uri[len(prefix) :])
 
 
-def rank_runs(
-    db_path: Path, experiment: str, metric: str, higher_is_better: bool = True, limit: int = 10
-) -> list[dict[str, Any]]:
-    """Return the best runs first, as dictionaries (see RANKING_SQL for the keys)."""
+def query(db_path: Path, sql: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of a read-only query on the SQLite store, as dictionaries."""
     try:
         connection = sqlite3.connect(f"file:{db_path.as_posix()}?mode=ro", uri=True)
     except sqlite3.Error as error:
         raise PipelineError(f"cannot open {db_path}: {error}") from None
     try:
         connection.row_factory = sqlite3.Row
-        rows = connection.execute(
-            RANKING_SQL,
-            {
-                "metric": metric,
-                "experiment": experiment,
-                "higher_is_better": int(higher_is_better),
-                "limit": limit,
-            },
-        ).fetchall()
+        return [dict(row) for row in connection.execute(sql, values).fetchall()]
     except sqlite3.Error as error:
         raise PipelineError(f"{db_path} is not a readable MLflow store: {error}") from None
     finally:
         connection.close()
-    return [dict(row) for row in rows]
+
+
+def rank_runs(
+    db_path: Path, experiment: str, metric: str, higher_is_better: bool = True, limit: int = 10
+) -> list[dict[str, Any]]:
+    """Return the best runs first, as dictionaries (see RANKING_SQL for the keys)."""
+    values = {
+        "metric": metric,
+        "experiment": experiment,
+        "higher_is_better": int(higher_is_better),
+        "limit": limit,
+    }
+    return query(db_path, RANKING_SQL, values)
 
 
 def features_cell(row: dict[str, Any], width: int = 40) -> str:
