@@ -37,11 +37,8 @@ NOT_RUN_HERE = {
 # not a walkthrough (a model promoted here would make docs/delivery.md's first
 # gate refuse the same model again). docs/delivery.md runs them in order, from a
 # project with no champion yet.
-NOT_RUN_FROM_README_TABLE = {
-    command: "changes the registry: docs/delivery.md runs it in order"
-    for command in (
-        "uv run poe register", "uv run poe promote", "uv run poe rollback", "uv run poe export"
-    )
+README_REGISTRY_ROWS = {
+    "uv run poe register", "uv run poe promote", "uv run poe rollback", "uv run poe export"
 }  # fmt: skip
 DATA_CASE = "l2-github-py311-proprietary-local"  # level 2, GitHub, the default local remote
 DELIVERY_CASE = "l3-github-py313-apache-local-container-local"  # level 3 with its defaults
@@ -67,8 +64,8 @@ def documented_commands(project: Path) -> list[tuple[str, str, bool]]:
 def skip_reason(command: str, source: str = "", from_table: bool = False) -> str | None:
     if "<" in command and ">" in command:
         return "a placeholder for the reader's own value"
-    if from_table and source == "README.md" and command in NOT_RUN_FROM_README_TABLE:
-        return NOT_RUN_FROM_README_TABLE[command]
+    if from_table and source == "README.md" and command in README_REGISTRY_ROWS:
+        return "changes the registry: docs/delivery.md runs it in order"
     return next((why for start, why in NOT_RUN_HERE.items() if command.startswith(start)), None)
 
 
