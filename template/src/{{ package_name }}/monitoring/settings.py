@@ -1,0 +1,127 @@
+"""monitoring.yaml: the settings level 4 adds, in a file of its own.
+
+Every key has a default here, so a missing file, section or key keeps the
+default; a key of the wrong type is a PipelineError naming the key. The
+PREDICTION_LOG_PATH environment variable overrides `prediction_log.path`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ..core.settings import Reader
+
+MONITORING_SETTINGS = Path("monitoring.yaml")
+LOG_PATH_VARIABLE = "PREDICTION_LOG_PATH"
+# Set on Cloud Run and in every Kubernetes pod: there the log goes to stdout.
+PLATFORM_VARIABLES = ("K_SERVICE", "KUBERNETES_SERVICE_HOST")
+BUILT_IN_SINKS = ("auto", "sqlite", "stdout")
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    sink: str = "auto"
+    path: Path = Path("logs/predictions.db")
+    retention_days: int = 90
+    never_log: tuple[str, ...] = ()
+    buffer_rows: int = 10_000
+    batch_rows: int = 500
+    flush_seconds: float = 0.5
+
+    @property
+    def chosen_sink(self) -> str:
+        """The sink `auto` stands for here: stdout on Cloud Run or Kubernetes, else sqlite."""
+        if self.sink != "auto":
+            return self.sink
+        on_platform = any(os.environ.get(name) for name in PLATFORM_VARIABLES)
+        return "stdout" if on_platform else "sqlite"
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    feedback_window: int = 500
+    min_feedback_rows: int = 30
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    path: Path = Path("reports/monitoring.html")
+    days: int = 7
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    prediction_log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
+
+
+def _at_least(reader: Reader, key: str, value: float, minimum: float) -> None:
+    if value < minimum:
+        raise reader.fail(key, f"must be at least {minimum:g} (got {value:g})")
+
+
+def _read_log(reader: Reader) -> LogSettings:
+    default = LogSettings()
+    sink = reader.text("prediction_log.sink", default.sink)
+    if sink not in BUILT_IN_SINKS and ":" not in sink:
+        raise reader.fail(
+            "prediction_log.sink",
+            f"must be one of {', '.join(BUILT_IN_SINKS)} or `module:factory` (got {sink!r})",
+        )
+    settings = LogSettings(
+        sink=sink,
+        path=Path(reader.text("prediction_log.path", str(default.path))),
+        retention_days=reader.integer("prediction_log.retention_days", default.retention_days),
+        never_log=tuple(reader.names("prediction_log.never_log")),
+        buffer_rows=reader.integer("prediction_log.buffer_rows", default.buffer_rows),
+        batch_rows=reader.integer("prediction_log.batch_rows", default.batch_rows),
+        flush_seconds=reader.number("prediction_log.flush_seconds", default.flush_seconds),
+    )
+    _at_least(reader, "prediction_log.retention_days", settings.retention_days, 0)
+    _at_least(reader, "prediction_log.buffer_rows", settings.buffer_rows, 1)
+    _at_least(reader, "prediction_log.batch_rows", settings.batch_rows, 1)
+    _at_least(reader, "prediction_log.flush_seconds", settings.flush_seconds, 0.01)
+    return settings
+
+
+def _read_metrics(reader: Reader) -> MetricsSettings:
+    default = MetricsSettings()
+    settings = MetricsSettings(
+        feedback_window=reader.integer("metrics.feedback_window", default.feedback_window),
+        min_feedback_rows=reader.integer("metrics.min_feedback_rows", default.min_feedback_rows),
+    )
+    _at_least(reader, "metrics.min_feedback_rows", settings.min_feedback_rows, 1)
+    _at_least(reader, "metrics.feedback_window", settings.feedback_window, settings.min_feedback_rows)
+    return settings
+
+
+def _read_report(reader: Reader) -> ReportSettings:
+    default = ReportSettings()
+    settings = ReportSettings(
+        path=Path(reader.text("report.path", str(default.path))),
+        days=reader.integer("report.days", default.days),
+    )
+    _at_least(reader, "report.days", settings.days, 1)
+    return settings
+
+
+def read_monitoring_settings(reader: Reader) -> MonitoringSettings:
+    return MonitoringSettings(
+        prediction_log=_read_log(reader),
+        metrics=_read_metrics(reader),
+        report=_read_report(reader),
+    )
+
+
+def load_monitoring_settings(path: Path = MONITORING_SETTINGS) -> MonitoringSettings:
+    """Read monitoring.yaml (defaults when it is absent), then apply PREDICTION_LOG_PATH."""
+    found = path.is_file()
+    settings = read_monitoring_settings(Reader.of_file(path)) if found else MonitoringSettings()
+    log_path = os.environ.get(LOG_PATH_VARIABLE)
+    if log_path:
+        log = replace(settings.prediction_log, path=Path(log_path))
+        settings = replace(settings, prediction_log=log)
+    return settings
