@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-LEVELS = (1, 2, 3)
+LEVELS = (1, 2, 3, 4)
 PROVIDERS = ("github", "gitlab", "none")
 # Defaults first: cell 0 answers nothing at all.
 PYTHONS = ("3.12", "3.11", "3.13")
@@ -104,7 +104,7 @@ REPRESENTATIVE = (
     "l1-github-py312-mit-local",
     "l1-gitlab-py311-apache-s3",
     "l2-none-py312-apache-gcs",
-    "l3-github-py313-apache-local-container-local",
+    "l4-github-py312-mit-local-container-local",
     "l3-gitlab-py312-proprietary-s3-cloud-run-kubeflow",
 )
 

@@ -26,12 +26,14 @@ DOC_ORDER = (
     "docs/deploy-by-hand.md",
     "docs/delivery.md",
     "docs/serving.md",
+    "docs/monitoring.md",
     "docs/canvas.md",
 )
 # Commands a test here cannot run as written, and where they are proven instead.
 NOT_RUN_HERE = {
     "uvx copier update": "updates need the template source: tests/test_upgrade.py",
     "uv run poe serve": "serves until stopped: `poe smoke` and `poe load-test` start it here",
+    "uv run poe simulate": "needs a running API: `poe monitoring-smoke` starts one and runs it",
 }
 # Rows of the README's command table that change the registry: a reference list,
 # not a walkthrough (a model promoted here would make docs/delivery.md's first
@@ -42,6 +44,7 @@ README_REGISTRY_ROWS = {
 }  # fmt: skip
 DATA_CASE = "l2-github-py311-proprietary-local"  # level 2, GitHub, the default local remote
 DELIVERY_CASE = "l3-github-py313-apache-local-container-local"  # level 3 with its defaults
+MONITORING_CASE = "l4-github-py312-mit-local-container-local"  # level 4 with its defaults
 CONSOLE_BLOCK = re.compile(r"^ *```console\n(?P<body>.*?)^ *```", re.MULTILINE | re.DOTALL)
 TABLE_COMMAND = re.compile(r"^\| `(?P<command>uv run [^`]+)` \|", re.MULTILINE)
 
@@ -90,11 +93,14 @@ def fresh_copy(generate, case, tmp_path: Path) -> Path:
         cases.BY_ID["l1-github-py312-mit-local"].param(),
         cases.BY_ID[DATA_CASE].param(),
         # About ten minutes on 2 cores: the scheduled workflow runs it.
-        pytest.param(
-            cases.BY_ID[DELIVERY_CASE],
-            id=DELIVERY_CASE,
-            marks=[*cases.BY_ID[DELIVERY_CASE].marks, pytest.mark.full_matrix],
-        ),
+        *[
+            pytest.param(
+                cases.BY_ID[case_id],
+                id=case_id,
+                marks=[*cases.BY_ID[case_id].marks, pytest.mark.full_matrix],
+            )
+            for case_id in (DELIVERY_CASE, MONITORING_CASE)
+        ],
     ],
 )
 def test_every_documented_command_runs_as_written(generate, case, tmp_path):

@@ -17,8 +17,9 @@ import yaml
 from tests import cases, helpers
 
 POE_STEP = re.compile(r"^uv run poe (?P<task>[\w-]+)$")
-# Steps of a checks workflow that are not poe tasks: the shared setup.
-SETUP_STEPS = {"uv sync --locked"}
+# Steps of a checks workflow that are not poe tasks: the shared setup, and
+# installing a system tool the level's checks use (promtool at level 4).
+SETUP_STEPS = {"uv sync --locked", *helpers.SYSTEM_TOOL_STEPS}
 
 
 @pytest.mark.slow

@@ -13,8 +13,12 @@ import yaml
 from tests import cases, filemap, helpers
 from tests.cases import Case
 
-LEFTOVER_JINJA = re.compile(r"\{\{|\{%")
-# GitHub expressions are ${{ ... }}: not Jinja leftovers.
+# A leftover is a Jinja tag, or an expression naming one of copier.yml's
+# variables. Other {{ }} languages are meant to stay: GitHub's ${{ }}, the
+# templates of Prometheus alerts ({{ $value }}) and Grafana legends ({{status}}).
+COPIER_YML = yaml.safe_load((helpers.REPO_ROOT / "copier.yml").read_text(encoding="utf-8"))
+TEMPLATE_VARIABLES = [name for name in COPIER_YML if not name.startswith("_")]
+LEFTOVER_JINJA = re.compile(r"\{%|\{\{-?\s*(?:" + "|".join(TEMPLATE_VARIABLES) + r"|_copier)\b")
 GITHUB_EXPRESSION = re.compile(r"\$\{\{.*?\}\}")
 
 

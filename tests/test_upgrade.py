@@ -116,7 +116,21 @@ def level2_edits(project: Path, layout: str) -> None:
     )
 
 
-EDITS_BY_LEVEL: dict[int, Callable[[Path, str], None]] = {1: level1_edits, 2: level2_edits}
+def level3_edits(project: Path, layout: str) -> None:
+    replace_once(project / "deploy.yaml", "  margin: 0.005\n", "  margin: 0.01 # the team's bar\n")
+    replace_once(
+        project / f"src/{PACKAGE}/serving/app.py",
+        '"""The model API (FastAPI): create_app() builds it from a model folder.\n',
+        '"""The model API (FastAPI): create_app() builds it from a model folder.\n\n'
+        "Team note: the clinic portal calls /predict in batches of 50.\n",
+    )
+
+
+EDITS_BY_LEVEL: dict[int, Callable[[Path, str], None]] = {
+    1: level1_edits,
+    2: level2_edits,
+    3: level3_edits,
+}
 
 
 def apply_team_edits(project: Path, level: int, layout: str) -> None:
@@ -162,10 +176,15 @@ PREVIOUS = helpers.PREVIOUS_RELEASE[0]
 OLDEST = helpers.RELEASES[0][0]
 UPDATES = [
     Update("current", 1, 2, representative=False),
-    Update("current", 2, 3, representative=True),
+    Update("current", 2, 3, representative=False),
     Update("current", 1, 3, representative=False),
-    Update(PREVIOUS, 2, 2, representative=True),
-    Update(PREVIOUS, 1, 2, representative=False),
+    Update("current", 3, 4, representative=False),
+    Update("current", 2, 4, representative=False),
+    Update("current", 1, 4, representative=False),
+    # From the previous release, climbing as well: both promises in one project.
+    Update(PREVIOUS, 3, 4, representative=True),
+    Update(PREVIOUS, 2, 2, representative=False),
+    Update(PREVIOUS, 3, 3, representative=False),
     Update(PREVIOUS, 2, 3, representative=False),
     Update(OLDEST, 2, 2, representative=False),  # across the 0.2.0 move of modules
     Update(OLDEST, 1, 1, representative=False),
@@ -229,6 +248,10 @@ def test_update_keeps_team_edits(updated):
         assert "drop_duplicates" in (project / modules["read"]).read_text(encoding="utf-8")
         assert "shallow_forest" in (project / modules["train"]).read_text(encoding="utf-8")
         assert "symmetry, age]" in (project / "params.yaml").read_text(encoding="utf-8")
+    if update.start_level >= 3:
+        assert "margin: 0.01 # the team's bar" in (project / "deploy.yaml").read_text()
+        app = (project / f"src/{PACKAGE}/serving/app.py").read_text(encoding="utf-8")
+        assert "Team note: the clinic portal" in app
 
 
 def test_update_matches_a_fresh_copy_with_the_same_edits(updated):

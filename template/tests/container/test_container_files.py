@@ -133,7 +133,13 @@ def test_compose_runs_this_dockerfile_read_only():
     assert settings.token_env in service["environment"]
 
 
-def test_the_image_installs_the_serving_group_only():
+def image_groups() -> list[str]:
+    """The API's runtime groups: serving, and monitoring's /metrics at level 4."""
+    has_monitoring = (PROJECT_ROOT / "src" / NAME / "monitoring").is_dir()
+    return ["serving", "monitoring"] if has_monitoring else ["serving"]
+
+
+def test_the_image_installs_the_serving_groups_only():
     syncs = [arguments for arguments in arguments_of("RUN") if "uv sync" in arguments]
     pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
@@ -142,9 +148,9 @@ def test_the_image_installs_the_serving_group_only():
         options = arguments.split()
         assert "--frozen" in options, arguments
         assert "--no-default-groups" in options, arguments
-        assert [options[i + 1] for i, o in enumerate(options) if o == "--group"] == ["serving"]
+        assert [options[i + 1] for i, o in enumerate(options) if o == "--group"] == image_groups()
         assert not {"--all-groups", "--dev", "--only-dev"} & set(options), arguments
-    assert "serving" in pyproject["dependency-groups"]
+    assert set(image_groups()) <= set(pyproject["dependency-groups"])
 
 
 def test_the_server_runs_as_a_numeric_unprivileged_user():
