@@ -2,7 +2,8 @@
 
 Every key has a default here, so a missing file, section or key keeps the
 default; a key of the wrong type is a PipelineError naming the key. The
-PREDICTION_LOG_PATH environment variable overrides `prediction_log.path`.
+PREDICTION_LOG_PATH and PREDICTION_LOG_SINK environment variables override
+`prediction_log.path` and `prediction_log.sink` (a container sets them).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..core.errors import PipelineError
 from ..core.settings import Reader
 
 MONITORING_SETTINGS = Path("monitoring.yaml")
 LOG_PATH_VARIABLE = "PREDICTION_LOG_PATH"
+LOG_SINK_VARIABLE = "PREDICTION_LOG_SINK"
 # Set on Cloud Run and in every Kubernetes pod: there the log goes to stdout.
 PLATFORM_VARIABLES = ("K_SERVICE", "KUBERNETES_SERVICE_HOST")
 BUILT_IN_SINKS = ("auto", "sqlite", "stdout")
@@ -52,10 +55,25 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class DriftSettings:
+    """The window and thresholds of `drift` (monitoring/drift.py), calibrated at 5,000 rows."""
+
+    window_rows: int = 5_000
+    min_rows: int = 2_000
+    ks_statistic: float = 0.05
+    psi: float = 0.1
+    share_change: float = 0.05
+    missing_change: float = 0.05
+    refused_share: float = 0.02
+    p_value: float = 0.01
+
+
+@dataclass(frozen=True)
 class MonitoringSettings:
     prediction_log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
 
 
 def _at_least(reader: Reader, key: str, value: float, minimum: float) -> None:
@@ -94,7 +112,9 @@ def _read_metrics(reader: Reader) -> MetricsSettings:
         min_feedback_rows=reader.integer("metrics.min_feedback_rows", default.min_feedback_rows),
     )
     _at_least(reader, "metrics.min_feedback_rows", settings.min_feedback_rows, 1)
-    _at_least(reader, "metrics.feedback_window", settings.feedback_window, settings.min_feedback_rows)
+    _at_least(
+        reader, "metrics.feedback_window", settings.feedback_window, settings.min_feedback_rows
+    )
     return settings
 
 
@@ -108,20 +128,47 @@ def _read_report(reader: Reader) -> ReportSettings:
     return settings
 
 
+def _read_drift(reader: Reader) -> DriftSettings:
+    default = DriftSettings()
+    settings = DriftSettings(
+        window_rows=reader.integer("drift.window_rows", default.window_rows),
+        min_rows=reader.integer("drift.min_rows", default.min_rows),
+        ks_statistic=reader.fraction("drift.ks_statistic", default.ks_statistic),
+        psi=reader.number("drift.psi", default.psi),
+        share_change=reader.fraction("drift.share_change", default.share_change),
+        missing_change=reader.fraction("drift.missing_change", default.missing_change),
+        refused_share=reader.fraction("drift.refused_share", default.refused_share),
+        p_value=reader.fraction("drift.p_value", default.p_value),
+    )
+    _at_least(reader, "drift.min_rows", settings.min_rows, 1)
+    _at_least(reader, "drift.window_rows", settings.window_rows, settings.min_rows)
+    _at_least(reader, "drift.psi", settings.psi, 0)
+    return settings
+
+
 def read_monitoring_settings(reader: Reader) -> MonitoringSettings:
     return MonitoringSettings(
         prediction_log=_read_log(reader),
         metrics=_read_metrics(reader),
         report=_read_report(reader),
+        drift=_read_drift(reader),
     )
 
 
 def load_monitoring_settings(path: Path = MONITORING_SETTINGS) -> MonitoringSettings:
-    """Read monitoring.yaml (defaults when it is absent), then apply PREDICTION_LOG_PATH."""
+    """Read monitoring.yaml (defaults when it is absent), then the environment's overrides."""
     found = path.is_file()
     settings = read_monitoring_settings(Reader.of_file(path)) if found else MonitoringSettings()
+    log = settings.prediction_log
     log_path = os.environ.get(LOG_PATH_VARIABLE)
     if log_path:
-        log = replace(settings.prediction_log, path=Path(log_path))
-        settings = replace(settings, prediction_log=log)
-    return settings
+        log = replace(log, path=Path(log_path))
+    sink = os.environ.get(LOG_SINK_VARIABLE)
+    if sink:
+        if sink not in BUILT_IN_SINKS and ":" not in sink:
+            raise PipelineError(
+                f"{LOG_SINK_VARIABLE}={sink!r}: use one of {', '.join(BUILT_IN_SINKS)} "
+                "or `module:factory`."
+            )
+        log = replace(log, sink=sink)
+    return replace(settings, prediction_log=log)

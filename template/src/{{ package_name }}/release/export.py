@@ -26,6 +26,9 @@ from ..serving.model_folder import describe_model, write_model_folder
 from ..serving.settings import load_serving_settings
 from .gate import test_rows
 
+# Written by level 4's `profile` stage (monitoring/profile.py); absent before level 4.
+REFERENCE_PROFILE = paths.MODEL.parent / "reference-profile.json"
+
 
 def candidate_metadata(params: Params, canvas: Canvas, model_path: Path) -> dict[str, Any]:
     md5 = files.md5_of(model_path)
@@ -49,6 +52,27 @@ def trained_canvas(client: Any, run_id: str, current: Canvas) -> Canvas:
             print("export: the run recorded no canvas.yaml: using the current data contract")
             return current
         return load_canvas(Path(path))
+
+
+def profile_for(metadata: dict[str, Any], profile_path: Path) -> tuple[Path, ...]:
+    """The reference profile to export with the model: only one of the model's training data."""
+    import json
+
+    if not profile_path.is_file():
+        return ()
+    try:
+        profiled = json.loads(profile_path.read_text(encoding="utf-8")).get("data_version")
+    except (ValueError, AttributeError):
+        raise PipelineError(
+            f"{profile_path} is not a reference profile: run `dvc repro`."
+        ) from None
+    if profiled != metadata["data_version"]:
+        print(
+            f"export: {profile_path} profiles data {profiled}, not the model's "
+            f"({metadata['data_version']}): the folder goes without it"
+        )
+        return ()
+    return (profile_path,)
 
 
 def registry_model(version: str | None, params_path: Path) -> tuple[Any, dict[str, Any]]:
@@ -97,6 +121,7 @@ def run(
     canvas_path: Path = paths.CANVAS,
     model_path: Path = paths.MODEL,
     interim_path: Path = paths.INTERIM_DATA,
+    profile_path: Path = REFERENCE_PROFILE,
 ) -> Path:
     import joblib
 
@@ -108,7 +133,9 @@ def run(
         metadata = candidate_metadata(params, load_canvas(canvas_path), model_path)
     else:
         pipeline, metadata = registry_model(version, params_path)
-    written = write_model_folder(folder, pipeline, metadata, test_rows(interim_path, params))
+    extra = profile_for(metadata, profile_path)
+    rows = test_rows(interim_path, params)
+    written = write_model_folder(folder, pipeline, metadata, rows, extra_files=extra)
     fast = written.get("fast_path", {})
     how = (
         "with the ONNX fast path"

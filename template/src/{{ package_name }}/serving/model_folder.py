@@ -498,10 +498,13 @@ def write_model_folder(
     test_frame: pd.DataFrame,
     *,
     fast: bool = True,
+    extra_files: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
     """Write a complete model folder in one step; return its metadata.
 
-    `metadata` holds the fields describe_model returns. The fast path is built
+    `metadata` holds the fields describe_model returns; `extra_files` are
+    copied in as they are, checksummed like the others (level 4 adds the
+    training data's reference profile this way). The fast path is built
     and checked against the pipeline on the test split (and on variants of it
     with missing values and unseen categories); when it cannot be built or
     answers differently, the folder keeps the pipeline only, and
@@ -539,6 +542,8 @@ def write_model_folder(
         columns = {f.name: rows[f.name].tolist() for f in features}
         fast_path_info = _build_fast_path(pipeline, features, columns, reference, staging, fast)
         _write_json(staging / EXAMPLES_FILE, _examples(rows, reference, features, EXAMPLE_ROWS))
+        for extra in extra_files:
+            shutil.copyfile(extra, staging / extra.name)
         libraries = RECORDED_LIBRARIES + (FAST_PATH_LIBRARIES if fast_path_info["used"] else ())
         written = {
             "format": FORMAT,
