@@ -20,11 +20,20 @@ MODEL_API_TOKEN) is set, /predict needs `Authorization: Bearer <token>`;
 /health, /ready and /version stay open (probes and deploy checks need them).
 Bodies over `serving.max_body_bytes` get 413 before they are parsed.
 
+When the package has a `monitoring` sub-package (level 4), create_app ends
+by calling its `api.install(app, state, settings)`: it adds its routes and
+middleware, its start and stop steps to `app.state.startup` and
+`app.state.shutdown` (run by the lifespan), and callables to
+`app.state.probe_details` whose dicts /health and /ready show under
+`details`. Without it, the API is level 3's, unchanged.
+
 This module deliberately has no `from __future__ import annotations`: FastAPI
 reads the endpoint annotations, and the request types are built at run time.
 """
 
 import hmac
+import importlib
+import importlib.util
 import logging
 import threading
 from contextlib import asynccontextmanager
@@ -36,6 +45,7 @@ from .settings import ServingSettings, load_serving_settings
 
 LOGGER = logging.getLogger("uvicorn.error")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+PACKAGE = __name__.split(".")[0]
 
 
 class ModelState:
@@ -126,16 +136,18 @@ def _message_model() -> Any:
     return create_model("Message", detail=(str, ...))
 
 
-def _status_model() -> Any:
+def _status_model(with_details: bool) -> Any:
     from pydantic import create_model
 
-    return create_model(
-        "Status",
-        status=(str, ...),
-        model_version=(str | None, None),
-        fast_path=(bool | None, None),
-        detail=(str | None, None),
-    )
+    fields: dict[str, Any] = {
+        "status": (str, ...),
+        "model_version": (str | None, None),
+        "fast_path": (bool | None, None),
+        "detail": (str | None, None),
+    }
+    if with_details:  # what installed parts report (level 4: the prediction log)
+        fields["details"] = (dict[str, Any] | None, None)
+    return create_model("Status", **fields)
 
 
 def create_app(model_dir: Path | None = None, settings: ServingSettings | None = None) -> Any:
@@ -145,11 +157,18 @@ def create_app(model_dir: Path | None = None, settings: ServingSettings | None =
     settings = settings or load_serving_settings()
     folder = open_model_folder(Path(model_dir) if model_dir else settings.model_dir)
     state = ModelState(folder)
+    monitoring = _monitoring_api()
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
         state.start_loading()
-        yield
+        for start in app.state.startup:
+            start()
+        try:
+            yield
+        finally:
+            for stop in reversed(app.state.shutdown):
+                stop()
 
     app = FastAPI(
         title=f"{folder.metadata['name']} model API",
@@ -162,11 +181,33 @@ def create_app(model_dir: Path | None = None, settings: ServingSettings | None =
         redoc_url=None,
     )
     app.state.model = state
+    app.state.startup, app.state.shutdown, app.state.probe_details = [], [], []
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     _add_validation_handler(app)
-    _add_probes(app, state)
+    _add_probes(app, state, with_details=monitoring is not None)
     _add_predict(app, state, settings)
+    if monitoring is not None:
+        monitoring.install(app, state, settings)
     return app
+
+
+def _monitoring_api() -> Any:
+    """Level 4's `monitoring.api` when the package has it, else None (level 3).
+
+    See docs/decisions/0009-level-4-monitoring.md.
+    """
+    name = f"{PACKAGE}.monitoring"
+    if importlib.util.find_spec(name) is None:
+        return None
+    return importlib.import_module(f"{name}.api")
+
+
+def _probe_details(app: Any) -> dict[str, Any] | None:
+    """What the installed parts report in /health and /ready (None: nothing installed)."""
+    details: dict[str, Any] = {}
+    for part in app.state.probe_details:
+        details.update(part())
+    return details or None
 
 
 def _add_validation_handler(app: Any) -> None:
@@ -186,10 +227,10 @@ def _add_validation_handler(app: Any) -> None:
     app.add_exception_handler(RequestValidationError, invalid_request)
 
 
-def _add_probes(app: Any, state: ModelState) -> None:
+def _add_probes(app: Any, state: ModelState, with_details: bool) -> None:
     from fastapi.responses import JSONResponse
 
-    status_model = _status_model()
+    status_model = _status_model(with_details)
 
     @app.get(
         "/health",
@@ -198,7 +239,7 @@ def _add_probes(app: Any, state: ModelState) -> None:
         summary="The process is alive",
     )
     async def health() -> Any:
-        return {"status": "alive"}
+        return {"status": "alive", "details": _probe_details(app)}
 
     @app.get(
         "/ready",
@@ -208,14 +249,17 @@ def _add_probes(app: Any, state: ModelState) -> None:
         responses={503: {"model": status_model, "description": "loading, or loading failed"}},
     )
     async def ready() -> Any:
+        details = _probe_details(app)  # a failing part is reported, never "not ready"
         if state.model is not None:
             return {
                 "status": "ready",
                 "model_version": state.model.version,
                 "fast_path": state.folder.fast,
+                "details": details,
             }
         status = "failed" if state.error else "loading"
-        return JSONResponse({"status": status, "detail": state.error}, status_code=503)
+        answer = {"status": status, "detail": state.error}
+        return JSONResponse(answer | ({"details": details} if details else {}), status_code=503)
 
     @app.get("/version", response_model=dict[str, Any], summary="The model's metadata.json")
     async def version() -> Any:

@@ -7,11 +7,18 @@ checked before the server starts, and the port is tried first: a bad folder
 or a port in use is a one-line error, not a traceback. With more than one
 worker, each process builds the app again from the same settings (uvicorn's
 factory mode), so the model folder is passed on through MODEL_DIR.
+
+With level 4's monitoring folder, the metrics are prepared for the workers
+first (one Prometheus multiprocess folder they share), and SIGTERM or
+Ctrl+C stop each worker through its lifespan shutdown, which writes the
+prediction log's buffered rows before the process exits.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import os
 import socket
 from dataclasses import replace
@@ -23,6 +30,7 @@ from ..core.errors import PipelineError
 from .settings import MODEL_DIR_VARIABLE, ServingSettings, load_serving_settings
 
 FACTORY = f"{__name__.rpartition('.')[0]}.app:create_app"
+MONITORING = f"{__name__.split('.')[0]}.monitoring"
 
 
 def check_port(host: str, port: int) -> None:
@@ -59,6 +67,12 @@ def settings_with(
     return settings
 
 
+def prepare_monitoring(workers: int) -> None:
+    """Level 4: before any metric exists, set up the metrics the workers will share."""
+    if importlib.util.find_spec(MONITORING) is not None:
+        importlib.import_module(f"{MONITORING}.metrics").prepare_multiprocess(workers)
+
+
 def run(
     host: str | None = None,
     port: int | None = None,
@@ -72,6 +86,7 @@ def run(
         raise PipelineError("uvicorn is not installed: run `uv sync` (serving group).") from None
     from .app import create_app
 
+    prepare_monitoring(settings.workers)
     app = create_app(settings.model_dir, settings)  # checks the model folder
     check_port(settings.host, settings.port)
     state = app.state.model

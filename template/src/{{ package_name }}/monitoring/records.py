@@ -1,0 +1,218 @@
+"""The records of the prediction log: one per row of POST /predict, and one per feedback.
+
+The fields are the contract of docs/decisions/0009-level-4-monitoring.md
+(the SQLite columns, the stdout JSON lines, what the report reads). A
+record is built from what the caller sent and what it got back, so the log
+holds exactly what was answered, refused rows included: a request refused
+by the data contract (422) gives one record per row, each with the rule
+that row broke.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+# The statuses whose rows are logged: answered, or refused by the contract
+# (400 and 422: the body is not readable JSON, or breaks the contract). Other
+# answers (401, 413, 415, 503) were never about rows: the metrics count them.
+ANSWERED = 200
+REFUSED = frozenset({400, 422})
+LOGGED_STATUSES = frozenset({ANSWERED, *REFUSED})
+# The rule of a row that met the contract in a request refused for other rows.
+NOT_SCORED = "not scored: another row of the request was refused"
+
+
+class JsonText(str):
+    """A row already in JSON text: the body of a one-row request, as the caller sent it.
+
+    The commonest request is one row, answered: its body is the logged input
+    as it is, so it is neither parsed nor encoded again on the way to the log.
+    """
+
+
+class PredictionRecord(NamedTuple):
+    """One row of one POST /predict request (a NamedTuple: cheap to build on every request)."""
+
+    request_id: str
+    row: int
+    time: str
+    model_version: str | None
+    status: int
+    latency_ms: float
+    input: dict[str, Any] | JsonText | None
+    prediction: Any
+    probability: float | None
+    refused_rule: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        """The stdout line of this record (its fields, `type` first)."""
+        fields = self._asdict()
+        if isinstance(self.input, JsonText):
+            fields["input"] = json.loads(self.input)
+        return {"type": "prediction", **fields}
+
+
+class FeedbackRecord(NamedTuple):
+    """The true outcome of one logged row."""
+
+    request_id: str
+    row: int
+    outcome: Any
+    time: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": "feedback", **self._asdict()}
+
+
+def utc_now() -> str:
+    """Now, in the log's time format: ISO 8601 in UTC, to the millisecond (sorts as text)."""
+    return format_time(datetime.now(UTC))
+
+
+def format_time(moment: datetime) -> str:
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds")
+
+
+def _decode(body: bytes) -> Any:
+    """A JSON body, or None when it is not JSON (the contract refused it: 400 or 422)."""
+    try:
+        return json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def sent_rows(request: Any) -> tuple[list[Any], bool]:
+    """The rows of a request body as sent, and whether it was a batch {"rows": [...]}.
+
+    A body that is neither a row nor a batch counts as one row, logged with
+    input null: its refusal is still on record.
+    """
+    if isinstance(request, dict):
+        rows = request.get("rows")
+        if isinstance(rows, list) and rows:
+            return rows, True
+        return [request], False
+    return [None], False
+
+
+def _location_text(location: list[Any]) -> str:
+    return ".".join(str(part) for part in location) or "body"
+
+
+def _row_of(location: list[Any], rows: int) -> int | None:
+    """The row an error located at `rows.<i>...` (body removed) is about."""
+    if len(location) >= 2 and location[0] == "rows" and isinstance(location[1], int):
+        return location[1] if 0 <= location[1] < rows else None
+    return None
+
+
+def refused_rules(detail: Any, rows: int, batch: bool) -> list[str]:
+    """The rule each row broke, from a 422 body in FastAPI's shape ({"detail": [{loc, msg}]}).
+
+    An error located at `body.rows.<i>...` is row i's; any other error (the
+    body as a whole, the number of rows) is every row's. A row with no error
+    of its own was not scored because others were refused.
+    """
+    own: list[list[str]] = [[] for _ in range(rows)]
+    shared: list[str] = []
+    errors = detail if isinstance(detail, list) else [{"loc": [], "msg": str(detail)}]
+    for error in errors:
+        if not isinstance(error, dict):
+            continue
+        location = list(error.get("loc") or [])
+        if location[:1] == ["body"]:
+            location = location[1:]
+        message = str(error.get("msg", "refused"))
+        if error.get("type") == "json_invalid":  # its location is a character position
+            location = []
+        row = _row_of(location, rows) if batch else None
+        if row is not None:
+            field = _location_text(location[2:]) if len(location) > 2 else "row"
+            own[row].append(f"{field}: {message}")
+            continue
+        shared.append(f"{_location_text(location)}: {message}")
+    return ["; ".join(mine + shared) or NOT_SCORED for mine in own]
+
+
+def without(row: Any, never_log: frozenset[str]) -> dict[str, Any] | None:
+    """A row as sent, minus the columns that must never be logged; None when not an object."""
+    if not isinstance(row, dict):
+        return None
+    if not never_log:
+        return row
+    return {name: value for name, value in row.items() if name not in never_log}
+
+
+def _answers(response: Any, batch: bool) -> list[Any]:
+    if batch:
+        answers = response.get("predictions") if isinstance(response, dict) else None
+        return answers if isinstance(answers, list) else []
+    return [response]
+
+
+def _one_row_as_sent(
+    common: tuple[str, str, int, float], request_body: bytes, answer: dict[str, Any]
+) -> list[PredictionRecord] | None:
+    """The record of an answered one-row request, its body kept as text (None: not UTF-8)."""
+    request_id, time, status, latency_ms = common
+    try:
+        sent = JsonText(request_body.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None
+    version, prediction = answer.get("model_version"), answer.get("prediction")
+    probability = answer.get("probability")
+    return [
+        PredictionRecord(
+            request_id, 0, time, version, status, latency_ms, sent, prediction, probability, None
+        )
+    ]
+
+
+def _answered(
+    common: tuple[str, str, int, float], inputs: list[Any], response: Any, batch: bool
+) -> list[PredictionRecord]:
+    request_id, time, status, latency_ms = common
+    records = []
+    for row, (sent, answer) in enumerate(zip(inputs, _answers(response, batch), strict=False)):
+        got = answer if isinstance(answer, dict) else {}
+        version, prediction = got.get("model_version"), got.get("prediction")
+        probability = got.get("probability")
+        record = PredictionRecord(
+            request_id, row, time, version, status, latency_ms, sent, prediction, probability, None
+        )
+        records.append(record)
+    return records
+
+
+def prediction_records(
+    request_id: str,
+    time: str,
+    status: int,
+    latency_ms: float,
+    request_body: bytes,
+    response_body: bytes,
+    never_log: frozenset[str] = frozenset(),
+) -> list[PredictionRecord]:
+    """The records of one POST /predict exchange; none for a status that is not about rows."""
+    if status not in LOGGED_STATUSES:
+        return []
+    common = (request_id, time, status, latency_ms)
+    response = _decode(response_body)
+    one_answer = isinstance(response, dict) and "predictions" not in response
+    if status == ANSWERED and one_answer and not never_log:
+        fast = _one_row_as_sent(common, request_body, response)
+        if fast is not None:
+            return fast
+    rows, batch = sent_rows(_decode(request_body))
+    inputs = [without(row, never_log) for row in rows]
+    if status == ANSWERED:
+        return _answered(common, inputs, response, batch)
+    detail = response.get("detail") if isinstance(response, dict) else response
+    rules = refused_rules(detail, len(rows), batch)
+    return [
+        PredictionRecord(request_id, row, time, None, status, latency_ms, sent, None, None, rule)
+        for row, (sent, rule) in enumerate(zip(inputs, rules, strict=True))
+    ]

@@ -1,0 +1,103 @@
+"""Under load, with two workers: every row answered is logged, and /metrics adds up.
+
+The slow test of the folder (marked `slow`, about 10-30 s): `serve --workers
+2` in a child process, 16 clients sending single rows, batches and refused
+rows, then SIGTERM. The log flushes only at shutdown here (flush_seconds is
+long), so the count also proves that a clean stop writes everything.
+"""
+
+import http.client
+import json
+import sqlite3
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from ..package import load
+from .conftest import GOOD, metric_samples, write_monitoring
+
+client = load("serving.client")
+
+pytestmark = pytest.mark.slow
+
+CLIENTS = 16
+REQUESTS_EACH = 100
+BATCH = [GOOD, {**GOOD, "radius": 30.0}, {**GOOD, "clinic": "west"}, GOOD, GOOD]
+REFUSED = {"rows": [GOOD, {**GOOD, "radius": 99.0}]}
+
+
+def _body(number):
+    """Single rows mostly, a batch of 5 every 4th request, a refused batch every 7th."""
+    if number % 7 == 0:
+        return REFUSED
+    if number % 4 == 0:
+        return {"rows": BATCH}
+    return {**GOOD, "texture": 10.0 + number % 30}
+
+
+def _send(port, first):
+    """One keep-alive client: counts of rows answered (200) and refused (422), by status."""
+    rows = Counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for number in range(first, first + REQUESTS_EACH):
+            body = _body(number)
+            connection.request(
+                "POST", "/predict", json.dumps(body), {"Content-Type": "application/json"}
+            )
+            answer = connection.getresponse()
+            answer.read()
+            rows[answer.status] += len(body["rows"]) if "rows" in body else 1
+    finally:
+        connection.close()
+    return rows
+
+
+def _every_worker_ready(url, in_a_row=40, timeout=60.0):
+    """/ready 200 on that many new connections in a row: each worker has loaded the model."""
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < in_a_row:
+        assert time.monotonic() < deadline, "the workers were not all ready in time"
+        ready = client.request(client.join(url, "/ready")).status == 200
+        streak = streak + 1 if ready else 0
+        if not ready:
+            time.sleep(0.05)
+
+
+def _logged_rows(path):
+    connection = sqlite3.connect(path)
+    try:
+        found = connection.execute("SELECT status, COUNT(*) FROM predictions GROUP BY status")
+        return dict(found.fetchall())
+    finally:
+        connection.close()
+
+
+def test_every_answered_row_is_logged_under_load_with_two_workers(project, model_dir):
+    log_path = project.root / "logs" / "predictions.db"
+    write_monitoring(project.root, {"path": str(log_path), "flush_seconds": 30})
+    server = client.LocalServer(model_dir, workers=2)
+
+    with server:
+        _every_worker_ready(server.url)
+        with ThreadPoolExecutor(CLIENTS) as pool:
+            counts = pool.map(_send, [server.port] * CLIENTS, range(0, 10**6, REQUESTS_EACH))
+            sent = sum(counts, Counter())
+        time.sleep(0.2)  # each worker counts its answers within intake.INTAKE_SECONDS
+        scraped = client.request(client.join(server.url, "/metrics")).body  # sending is over
+        server.stop()  # SIGTERM: each worker's lifespan shutdown writes its buffer
+        output = server.output()
+
+    assert set(sent) == {200, 422}, sent
+    assert _logged_rows(log_path) == {200: sent[200], 422: sent[422]}
+    assert sum(metric_samples(scraped, "model_api_predictions_total").values()) == sent[200]
+    assert metric_samples(scraped, "model_api_refused_rows_total") == {"": sent[422]}
+    predict_requests = metric_samples(scraped, "model_api_requests_total")
+    assert sum(
+        count for labels, count in predict_requests.items() if 'handler="/predict"' in labels
+    ) == (CLIENTS * REQUESTS_EACH)
+    assert output.count("Application shutdown complete") == 2  # both lifespans ran to the end
+    assert "prediction log:" not in output  # no error, no row dropped
