@@ -20,6 +20,25 @@ client = load("serving.client")
 
 TOKEN = "token-for-tests"
 EXAMPLES = 30
+# Level 4's POST /feedback needs the id of an earlier prediction: generated ids
+# get 404, which schemathesis reports as a warning (not a failure).
+EXPECTED_WARNINGS = ["Missing test data: 1 operation repeatedly returned 404 responses"]
+
+
+def warnings_of(output: str) -> list[str]:
+    """The lines of schemathesis's `Warnings:` section, without their sign."""
+    lines = output.splitlines()
+    if "Warnings:" not in lines:
+        return []
+    section = lines[lines.index("Warnings:") + 1 :]
+    found = []
+    for line in section:
+        if not line.strip():
+            continue
+        if not line.startswith("  "):
+            break
+        found.append(line.strip().lstrip("⚠️").strip())
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +59,7 @@ def test_schemathesis_finds_no_failure(server, tmp_path):
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "No issues found" in result.stdout
+    assert "No issues found" in result.stdout or warnings_of(result.stdout) == EXPECTED_WARNINGS
 
 
 def test_smoke_checks_the_running_api(server, model_dir, monkeypatch, capsys):

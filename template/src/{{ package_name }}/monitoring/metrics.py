@@ -394,6 +394,7 @@ class ApiMetrics:
         self.folder = multiprocess_folder()
         self.scrape_time = ScrapeTimeMetrics(self)
         self.registry: CollectorRegistry | None = None
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         if self.folder is None:
             self.registry = CollectorRegistry()
         else:
@@ -443,17 +444,25 @@ class ApiMetrics:
 
     def observe_request(self, handler: str, method: str, status: int, seconds: float) -> None:
         """One HTTP request answered (every endpoint but /metrics itself)."""
-        self._requests.labels(handler=handler, method=method, status=str(status)).inc()
-        self._duration.labels(handler=handler, method=method).observe(seconds)
+        self._child(self._requests, handler, method, str(status)).inc()
+        self._child(self._duration, handler, method).observe(seconds)
         if status >= 500:
-            self._errors.labels(handler=handler).inc()
+            self._child(self._errors, handler).inc()
 
     def observe_rows(self, predictions: list[Any], refused: int) -> None:
         """The classes predicted by one /predict request, and its rows refused."""
         for prediction in predictions:
-            self._predictions.labels(prediction=str(prediction)).inc()
+            self._child(self._predictions, str(prediction)).inc()
         if refused:
             self._refused.inc(refused)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """The metric's child for these label values, kept: `labels()` costs microseconds a call."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def observe_feedback(self) -> None:
         """One feedback recorded."""

@@ -69,11 +69,38 @@ class DriftSettings:
 
 
 @dataclass(frozen=True)
+class PerformanceSettings:
+    """The window and tolerances of `performance` (monitoring/performance.py)."""
+
+    window: int = 500
+    min_rows: int = 30
+    max_drop: float = 0.05
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """`monitor`: retrain every N days whatever the checks say (0: no cadence)."""
+
+    retrain_every_days: int = 0
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """`fetch-window`: the BigQuery table of the cloud targets, and the days fetched."""
+
+    bigquery_table: str = ""
+    days: int = 7
+
+
+@dataclass(frozen=True)
 class MonitoringSettings:
     prediction_log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
+    performance: PerformanceSettings = field(default_factory=PerformanceSettings)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    fetch_window: FetchSettings = field(default_factory=FetchSettings)
 
 
 def _at_least(reader: Reader, key: str, value: float, minimum: float) -> None:
@@ -146,12 +173,47 @@ def _read_drift(reader: Reader) -> DriftSettings:
     return settings
 
 
+def _read_performance(reader: Reader) -> PerformanceSettings:
+    default = PerformanceSettings()
+    settings = PerformanceSettings(
+        window=reader.integer("performance.window", default.window),
+        min_rows=reader.integer("performance.min_rows", default.min_rows),
+        max_drop=reader.number("performance.max_drop", default.max_drop),
+    )
+    _at_least(reader, "performance.min_rows", settings.min_rows, 1)
+    _at_least(reader, "performance.window", settings.window, settings.min_rows)
+    _at_least(reader, "performance.max_drop", settings.max_drop, 0)
+    return settings
+
+
+def _read_monitor(reader: Reader) -> MonitorSettings:
+    default = MonitorSettings()
+    days = reader.integer("monitor.retrain_every_days", default.retrain_every_days)
+    _at_least(reader, "monitor.retrain_every_days", days, 0)
+    return MonitorSettings(retrain_every_days=days)
+
+
+def _read_fetch(reader: Reader) -> FetchSettings:
+    default = FetchSettings()
+    table = reader.get("fetch_window.bigquery_table", default.bigquery_table) or ""
+    if not isinstance(table, str):
+        raise reader.fail("fetch_window.bigquery_table", f"must be a text (got {table!r})")
+    settings = FetchSettings(
+        bigquery_table=table.strip(), days=reader.integer("fetch_window.days", default.days)
+    )
+    _at_least(reader, "fetch_window.days", settings.days, 1)
+    return settings
+
+
 def read_monitoring_settings(reader: Reader) -> MonitoringSettings:
     return MonitoringSettings(
         prediction_log=_read_log(reader),
         metrics=_read_metrics(reader),
         report=_read_report(reader),
         drift=_read_drift(reader),
+        performance=_read_performance(reader),
+        monitor=_read_monitor(reader),
+        fetch_window=_read_fetch(reader),
     )
 
 
