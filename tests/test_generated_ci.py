@@ -133,10 +133,17 @@ def test_experiment_variant_is_tracked_and_ranked(committed_clone):
 
 
 def test_workflow_files_are_plain_but_for_the_deploy_target(generate):
-    """GitHub files are copied as they are; the train workflow names the deploy one."""
+    """GitHub files are copied as they are; the train workflow names the deploy one.
+
+    Level 4's monitor workflow fetches the window from the deploy target's
+    sink: it chooses its steps with tags, and names no variable.
+    """
     template_github = helpers.REPO_ROOT / "template" / ".github"
     templated = {path.name for path in template_github.rglob("*.jinja")}
-    assert templated == {"train.yml.jinja"}
+    assert templated == {"train.yml.jinja", "monitor.yml.jinja"}
+    monitor = (template_github / "workflows" / "monitor.yml.jinja").read_text(encoding="utf-8")
+    monitor_outside_raw = re.sub(r"\{% raw %\}.*?\{% endraw %\}|\{#.*?#\}", "", monitor, flags=re.S)
+    assert re.findall(r"\{\{.*?\}\}", monitor_outside_raw) == []
     text = (template_github / "workflows" / "train.yml.jinja").read_text(encoding="utf-8")
     outside_raw = re.sub(r"\{% raw %\}.*?\{% endraw %\}|\{#.*?#\}", "", text, flags=re.S)
     assert re.findall(r"\{\{.*?\}\}", outside_raw) == ["{{ deploy_target }}"]

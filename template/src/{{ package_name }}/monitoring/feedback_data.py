@@ -1,0 +1,214 @@
+"""Command `feedback-to-data`: the rows whose true outcome came back become training data.
+
+    uv run <package> feedback-to-data              # then `uv run poe pipeline` retrains on it
+    uv run <package> feedback-to-data --log copy-of-production.db --no-track
+
+Each answered row of the prediction log that has feedback gives one row of
+data/raw/dataset.csv: its logged input, with the outcome as the target
+column (canvas.yaml `prediction_target`). The rows are appended to the file
+as text (the rows already there are kept byte for byte), in the file's own
+columns; a column no logged input carries (a `prediction_log.never_log`
+column, or a column the API does not take) is refused, as the data would
+be incomplete. A value missing from one row's input (a field left out, as
+the contract allows) is a missing value.
+
+Rows already added are skipped: their `<request id>:<row>` keys are kept in
+data/raw/feedback-ids.txt, next to the data. A column in the data instead
+would change the file's columns, which the data contract, the pipeline and
+every user of the file would then have to ignore. The keys file is versioned
+with the data: `dvc add` takes both, so a clone that pulls a data version
+also knows which feedback it holds.
+
+Then `dvc add` records the new data version (the md5 that `evaluate` records
+with the next run, and the retrained model carries), unless --no-track.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core import files, paths
+from ..core.canvas import load_canvas
+from ..core.commands import Command
+from ..core.errors import PipelineError
+from .joined import FEEDBACK_HINT, FeedbackRow, read_feedback
+from .settings import MONITORING_SETTINGS, load_monitoring_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FEEDBACK_IDS = paths.RAW_DATA.parent / "feedback-ids.txt"
+DVC_TIMEOUT_SECONDS = 600
+
+
+def read_keys(path: Path) -> set[str]:
+    """The `<request id>:<row>` keys of the rows already added (none before the first run)."""
+    if not path.is_file():
+        return set()
+    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def data_columns(data: Path, target: str) -> list[str]:
+    """The columns of the data file, which must hold the target."""
+    import pandas as pd
+
+    files.require_file(data, paths.SAMPLE_DATA_HINT)
+    try:
+        columns = [str(name) for name in pd.read_csv(data, nrows=0).columns]
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise PipelineError(f"{data} is not a readable CSV file ({error}).") from None
+    if target not in columns:
+        raise PipelineError(
+            f"{data} has no column {target!r} (canvas.yaml's prediction_target): the outcomes "
+            "have nowhere to go."
+        )
+    return columns
+
+
+def check_columns(
+    rows: list[FeedbackRow], columns: list[str], target: str, never_log: tuple[str, ...], log: Path
+) -> None:
+    """Refuse when a column of the data is in no logged input: the new rows would lack it."""
+    features = [name for name in columns if name != target]
+    hidden = [name for name in features if name in never_log]
+    if hidden:
+        raise PipelineError(
+            f"the prediction log never holds {', '.join(hidden)} (monitoring.yaml "
+            f"prediction_log.never_log), a column of the data: feedback rows would lack it; "
+            "drop the column from the data and params.yaml, or keep training on your own data."
+        )
+    absent = [name for name in features if not any(name in (row.input or {}) for row in rows)]
+    if absent:
+        raise PipelineError(
+            f"no logged input of {log} holds {', '.join(absent)}, a column of the data: the API "
+            "logs what callers send (the model's features); drop the column from the data, or "
+            "add the rows yourself."
+        )
+
+
+def feedback_frame(rows: list[FeedbackRow], columns: list[str], target: str) -> pd.DataFrame:
+    """One data row per feedback row: the logged input, the outcome as the target."""
+    import pandas as pd
+
+    records = [{**(row.input or {}), target: row.outcome} for row in rows]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def csv_text(frame: pd.DataFrame) -> bytes:
+    """The rows as CSV lines, without a header, as pandas writes the data files."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False, lineterminator="\n")
+    return buffer.getvalue().encode("utf-8")
+
+
+def ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as stream:
+        size = stream.seek(0, 2)
+        if size == 0:
+            return True
+        stream.seek(size - 1)
+        return stream.read(1) == b"\n"
+
+
+def append_rows(data: Path, lines: bytes) -> None:
+    """Append CSV lines to the file in one step: the earlier rows stay byte for byte."""
+    separator = b"" if ends_with_newline(data) else b"\n"
+
+    def write(target: Path) -> None:
+        shutil.copyfile(data, target)
+        with target.open("ab") as stream:
+            stream.write(separator + lines)
+
+    files.write_atomically(data, write)
+
+
+def append_keys(path: Path, rows: list[FeedbackRow]) -> None:
+    known = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if known and not known.endswith("\n"):
+        known += "\n"
+    files.write_text(path, known + "".join(f"{row.key}\n" for row in rows))
+
+
+def dvc_add(targets: list[Path]) -> None:
+    """`dvc add` through this interpreter's DVC: the data gets its new version."""
+    command = [sys.executable, "-m", "dvc", "add", "--quiet", *map(str, targets)]
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=DVC_TIMEOUT_SECONDS
+        )
+    except subprocess.TimeoutExpired:
+        raise PipelineError(f"`dvc add` did not finish in {DVC_TIMEOUT_SECONDS} s") from None
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+        last = lines[-1].strip() if lines else f"exit code {result.returncode}"
+        raise PipelineError(
+            f"`dvc add` failed: {last} (the rows were added; run `uv run poe track-data` "
+            "once DVC works, or pass --no-track)"
+        )
+
+
+def new_rows(log: Path, keys_path: Path) -> tuple[list[FeedbackRow], int]:
+    """The feedback rows not yet added, and how many logged no input to use."""
+    known = read_keys(keys_path)
+    rows = [row for row in read_feedback(log, inputs=True) if row.key not in known]
+    usable = [row for row in rows if row.input is not None]
+    return usable, len(rows) - len(usable)
+
+
+def run(
+    log: Path | None = None,
+    data: Path = paths.RAW_DATA,
+    keys_path: Path = FEEDBACK_IDS,
+    track: bool = True,
+    settings_path: Path = MONITORING_SETTINGS,
+    canvas_path: Path = paths.CANVAS,
+) -> dict[str, Any]:
+    monitoring = load_monitoring_settings(settings_path)
+    log_path = log or monitoring.prediction_log.path
+    target = load_canvas(canvas_path).prediction_target
+    columns = data_columns(data, target)
+    rows, without_input = new_rows(log_path, keys_path)
+    skipped = f" ({without_input} without a logged input, skipped)" if without_input else ""
+    if not rows:
+        md5 = files.md5_of(data)
+        print(
+            f"feedback-to-data: no new feedback row in {log_path}{skipped}: {data} unchanged "
+            f"(md5 {md5}); {FEEDBACK_HINT}"
+        )
+        return {"added": 0, "md5": md5, "changed": False}
+    check_columns(rows, columns, target, monitoring.prediction_log.never_log, log_path)
+    before = files.md5_of(data)
+    append_rows(data, csv_text(feedback_frame(rows, columns, target)))
+    append_keys(keys_path, rows)
+    if track:
+        dvc_add([data, keys_path])
+    md5 = files.md5_of(data)
+    tracked = "new DVC version" if track else "not tracked (--no-track)"
+    print(
+        f"feedback-to-data: {len(rows)} feedback rows added to {data}{skipped}: md5 {before} -> "
+        f"{md5} ({tracked}); their ids in {keys_path}"
+    )
+    return {"added": len(rows), "md5": md5, "previous_md5": before, "changed": True}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log", type=Path, help="the SQLite prediction log (default: monitoring.yaml's)"
+    )
+    parser.add_argument(
+        "--no-track", dest="track", action="store_false", help="do not run `dvc add` afterwards"
+    )
+
+
+COMMAND = Command(
+    "feedback-to-data",
+    "append the rows with feedback to data/raw/dataset.csv, as a new DVC version",
+    run,
+    add_arguments,
+)

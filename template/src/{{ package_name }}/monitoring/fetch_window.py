@@ -1,0 +1,335 @@
+"""Command `fetch-window`: a copy of the production prediction log, for `monitor` to judge.
+
+    uv run <package> fetch-window                       # from where deploy.yaml's target logs
+    uv run <package> fetch-window --from url --source https://example.com/predictions.db
+    uv run <package> fetch-window --from bigquery --table my-project.predictions.stdout
+
+The monitor workflow runs on a fresh CI runner: the records it judges come
+from the production sink of the deploy target (docs/retraining.md):
+
+- `container` (`--from url`): the API writes SQLite on its host (the
+  `prediction-log` volume of compose.yaml); the team publishes a copy
+  (`sqlite3 predictions.db ".backup copy.db"`, uploaded to its storage) at a
+  URL the workflow reads from the PREDICTION_LOG_URL secret (an https URL,
+  pre-signed or public to the runner, a file:// URL or a path);
+- `cloud-run` and `kubernetes` (`--from bigquery`): the API writes JSON lines
+  on stdout, and a Cloud Logging sink routes them to BigQuery; the last
+  `fetch_window.days` days of the table (monitoring.yaml
+  `fetch_window.bigquery_table` or BIGQUERY_TABLE) are queried with `bq`, the
+  Google Cloud CLI's BigQuery tool, under the job's Google Cloud credentials
+  (keyless, OIDC, in CI).
+
+Either way the result is a SQLite file in the log's own schema (decision
+0009), written in one step to `prediction_log.path` (or --out), where drift,
+performance, monitor and feedback-to-data read it. Without the secret, the
+table or the credentials, it stops with a one-line error naming what is
+missing: the cloud boundary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..core.commands import Command
+from ..core.errors import PipelineError
+from .report import open_log
+from .settings import MONITORING_SETTINGS, FetchSettings, load_monitoring_settings
+from .sinks import COLUMNS, INSERT_PREDICTION, SCHEMA
+
+URL_VARIABLE = "PREDICTION_LOG_URL"
+TABLE_VARIABLE = "BIGQUERY_TABLE"
+SOURCES = ("auto", "url", "bigquery")
+DOWNLOAD_TIMEOUT_SECONDS = 300
+# Where gcloud (and so bq) finds credentials: google-github-actions/auth sets
+# the first ones in CI; `gcloud auth login` writes the file on a machine.
+CREDENTIAL_VARIABLES = (
+    "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE",
+    "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+)
+MAX_ROWS = 50_000_000
+BIGQUERY_FIELDS = {
+    "request_id": "jsonPayload.request_id",
+    "row": "CAST(jsonPayload.`row` AS INT64)",
+    "time": "jsonPayload.`time`",
+    "model_version": "CAST(jsonPayload.model_version AS STRING)",
+    "status": "CAST(jsonPayload.status AS INT64)",
+    "latency_ms": "CAST(jsonPayload.latency_ms AS FLOAT64)",
+    "input": "json:jsonPayload.input",
+    "prediction": "json:jsonPayload.prediction",
+    "probability": "CAST(jsonPayload.probability AS FLOAT64)",
+    "refused_rule": "jsonPayload.refused_rule",
+    "outcome": "json:jsonPayload.outcome",
+}
+FEEDBACK_COLUMNS = ("request_id", "row", "outcome", "time")
+
+Query = Callable[[str], list[dict[str, Any]]]
+
+
+# --- Where from ---------------------------------------------------------------------------------
+
+
+def chosen_source(source: str) -> str:
+    """`auto`: url for the container target, bigquery for Cloud Run and Kubernetes."""
+    if source != "auto":
+        return source
+    from ..release.settings import load_delivery_settings
+
+    target = load_delivery_settings().target
+    return "url" if target == "container" else "bigquery"
+
+
+# --- A copy of a SQLite log ---------------------------------------------------------------------
+
+
+def replace_log(out: Path, write: Callable[[Path], object]) -> None:
+    """Write the new copy beside `out`, then put it in place of the old one.
+
+    Once the new copy is complete, the old copy's WAL files go first: SQLite
+    would read them as the new file's. Never point --out at the log a running
+    API writes.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = out.with_name(f".{out.name}.fetching")
+    staged.unlink(missing_ok=True)
+    try:
+        write(staged)
+        for suffix in ("-wal", "-shm"):
+            out.with_name(out.name + suffix).unlink(missing_ok=True)
+        os.replace(staged, out)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _local_path(location: str) -> Path | None:
+    """The file a location names on this machine (a path or a file:// URL), else None."""
+    parts = urllib.parse.urlsplit(location)
+    if parts.scheme == "file":
+        return Path(urllib.request.url2pathname(parts.path))
+    if parts.scheme in ("http", "https"):
+        return None
+    if len(parts.scheme) > 1:  # s3://, gs://... (a one-letter scheme is a Windows drive)
+        raise PipelineError(
+            f"{URL_VARIABLE}: {parts.scheme}:// is not read here: give an https URL (e.g. a "
+            "pre-signed one), a file:// URL or a path."
+        )
+    return Path(location)
+
+
+def download(location: str, target: Path) -> None:
+    """Copy the file at `location` (https, file:// or a path) to `target`."""
+    local = _local_path(location)
+    if local is not None:
+        if not local.is_file():
+            raise PipelineError(f"{URL_VARIABLE}: {local} is not a file.")
+        shutil.copyfile(local, target)
+        return
+    shown = urllib.parse.urlsplit(location)._replace(query="", fragment="").geturl()
+    try:
+        with (
+            urllib.request.urlopen(location, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response,
+            target.open("wb") as stream,
+        ):
+            shutil.copyfileobj(response, stream)
+    except urllib.error.HTTPError as error:
+        raise PipelineError(f"{shown} answered {error.code}: check {URL_VARIABLE}.") from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise PipelineError(f"cannot download {shown}: {reason}") from None
+
+
+def check_log(path: Path) -> None:
+    """A downloaded file must be a prediction log before it replaces the copy."""
+    connection = open_log(path)
+    connection.close()
+
+
+def fetch_copy(location: str | None, out: Path) -> None:
+    location = location or os.environ.get(URL_VARIABLE)
+    if not location:
+        raise PipelineError(
+            f"{URL_VARIABLE} is not set: the container target's log lives on the API's host; "
+            "publish a copy and give its URL (a CI secret), or pass --source "
+            "(docs/retraining.md)."
+        )
+
+    def write(target: Path) -> None:
+        download(location, target)
+        check_log(target)
+
+    replace_log(out, write)
+
+
+# --- BigQuery -----------------------------------------------------------------------------------
+
+
+def select_list(columns: tuple[str, ...]) -> str:
+    """The SELECT list: JSON fields as JSON text (NULL stays NULL), others as they are."""
+    parts = []
+    for name in columns:
+        expression = BIGQUERY_FIELDS[name]
+        if expression.startswith("json:"):
+            field = expression.removeprefix("json:")
+            expression = f"IF({field} IS NULL, NULL, TO_JSON_STRING({field}))"
+        parts.append(f"{expression} AS `{name}`")
+    return ", ".join(parts)
+
+
+def bigquery_sql(table: str, kind: str, days: int) -> str:
+    """The records of one kind (`prediction` or `feedback`) of the last `days` days."""
+    columns = COLUMNS if kind == "prediction" else FEEDBACK_COLUMNS
+    return (
+        f"SELECT {select_list(columns)} FROM `{table}` "
+        f"WHERE jsonPayload.type = '{kind}' "
+        f"AND timestamp >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {int(days)} DAY)"
+    )
+
+
+def has_google_credentials() -> bool:
+    if any(os.environ.get(name) for name in CREDENTIAL_VARIABLES):
+        return True
+    config = Path(os.environ.get("CLOUDSDK_CONFIG") or Path.home() / ".config" / "gcloud")
+    return (config / "credentials.db").is_file()
+
+
+def bq_query(sql: str) -> list[dict[str, Any]]:
+    """Rows of a standard-SQL query, through `bq` (values come back as text)."""
+    from ..release import external
+
+    if shutil.which("bq") is None:
+        raise PipelineError(
+            "`bq` is not installed: the BigQuery window needs the Google Cloud CLI "
+            "(google-github-actions/setup-gcloud in CI, https://cloud.google.com/sdk elsewhere)."
+        )
+    if not has_google_credentials():
+        raise PipelineError(
+            "no Google Cloud credentials: in CI the monitor workflow's keyless step "
+            "(google-github-actions/auth) comes first; on a machine, `gcloud auth login`."
+        )
+    command = ["bq", "query", "--quiet", "--use_legacy_sql=false", "--format=json"]
+    output = external.run(
+        [*command, f"--max_rows={MAX_ROWS}", sql], "read the prediction log from BigQuery"
+    )
+    rows = json.loads(output or "[]")
+    return rows if isinstance(rows, list) else []
+
+
+def _typed(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in ("row", "status"):
+        return int(value)
+    if name in ("latency_ms", "probability"):
+        return float(value)
+    return str(value)
+
+
+def write_sqlite(
+    target: Path, predictions: list[dict[str, Any]], feedback: list[dict[str, Any]]
+) -> None:
+    """A SQLite prediction log (the sinks' schema) holding the given records."""
+    connection = sqlite3.connect(target)
+    try:
+        for statement in SCHEMA:
+            connection.execute(statement)
+        connection.executemany(
+            INSERT_PREDICTION,
+            [tuple(_typed(name, row.get(name)) for name in COLUMNS) for row in predictions],
+        )
+        connection.executemany(
+            "INSERT OR IGNORE INTO feedback (request_id, row, outcome, time) VALUES (?, ?, ?, ?)",
+            [tuple(_typed(name, row.get(name)) for name in FEEDBACK_COLUMNS) for row in feedback],
+        )
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def bigquery_table(given: str | None, settings: FetchSettings) -> str:
+    table = given or os.environ.get(TABLE_VARIABLE) or settings.bigquery_table
+    if not table:
+        raise PipelineError(
+            f"no BigQuery table: set monitoring.yaml fetch_window.bigquery_table (or "
+            f"{TABLE_VARIABLE}, or --table) to the one the Cloud Logging sink fills, "
+            "project.dataset.table (docs/retraining.md)."
+        )
+    if table.count(".") != 2 or "`" in table:
+        raise PipelineError(f"BigQuery table {table!r}: write it as project.dataset.table.")
+    return table
+
+
+def fetch_bigquery(table: str, days: int, out: Path, query: Query = bq_query) -> None:
+    """The records of the last `days` days, written as a SQLite log."""
+    predictions = query(bigquery_sql(table, "prediction", days))
+    feedback = query(bigquery_sql(table, "feedback", days))
+    replace_log(out, lambda target: write_sqlite(target, predictions, feedback))
+
+
+# --- The command --------------------------------------------------------------------------------
+
+
+def count(out: Path, table: str) -> int:
+    connection = sqlite3.connect(f"{out.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return int(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        connection.close()
+
+
+def run(
+    source: str = "auto",
+    location: str | None = None,
+    table: str | None = None,
+    days: int | None = None,
+    out: Path | None = None,
+    settings_path: Path = MONITORING_SETTINGS,
+) -> Path:
+    settings = load_monitoring_settings(settings_path)
+    out = out or settings.prediction_log.path
+    chosen = chosen_source(source)
+    if chosen == "url":
+        fetch_copy(location, out)
+        where = "the published copy"
+    else:
+        name = bigquery_table(table, settings.fetch_window)
+        fetch_bigquery(name, days or settings.fetch_window.days, out)
+        where = f"BigQuery {name}"
+    print(
+        f"fetch-window: {count(out, 'predictions'):,} predictions and "
+        f"{count(out, 'feedback'):,} feedback from {where} -> {out}"
+    )
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--from", dest="source", choices=SOURCES, default="auto",
+        help="url (the container target's copy) or bigquery (Cloud Run, Kubernetes); auto: "
+        "by deploy.yaml's delivery.target",
+    )  # fmt: skip
+    parser.add_argument(
+        "--source", dest="location", help=f"the copy's URL or path (default: ${URL_VARIABLE})"
+    )
+    parser.add_argument("--table", help="project.dataset.table (fetch_window.bigquery_table)")
+    parser.add_argument("--days", type=int, help="days back from now (fetch_window.days)")
+    parser.add_argument("--out", type=Path, help="the SQLite file (prediction_log.path)")
+
+
+COMMAND = Command(
+    "fetch-window",
+    "copy the production prediction log here (a published SQLite copy, or BigQuery)",
+    run,
+    add_arguments,
+)

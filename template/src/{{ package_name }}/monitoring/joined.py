@@ -1,0 +1,103 @@
+"""The feedback of the prediction log joined to the predictions it is about.
+
+`performance` judges the canvas metric on the latest of these rows, and
+`feedback-to-data` turns all of them into training rows. Only answered rows
+(status 200) can have feedback (the API refuses feedback on a refused row),
+and only they are read. The SQLite log is opened read-only, so both commands
+run while the API writes it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.errors import PipelineError
+from .records import ANSWERED
+from .report import open_log
+
+FEEDBACK_HINT = (
+    "callers send the true outcomes with POST /feedback (`uv run poe simulate` sends some)"
+)
+JOINED = """
+    SELECT f.request_id, f.row, f.time, p.time, p.model_version, p.prediction, p.probability,
+           f.outcome, {input}
+    FROM feedback AS f JOIN predictions AS p USING (request_id, row)
+    WHERE p.status = ?
+    ORDER BY f.time DESC, f.rowid DESC
+"""
+
+
+@dataclass(frozen=True)
+class FeedbackRow:
+    """One answered row with its true outcome."""
+
+    request_id: str
+    row: int
+    feedback_time: str
+    predicted_at: str
+    model_version: str | None
+    prediction: Any
+    probability: float | None
+    outcome: Any
+    input: dict[str, Any] | None  # None when not read (performance needs no input)
+
+    @property
+    def key(self) -> str:
+        """`<request id>:<row>`: names the row in data/raw/feedback-ids.txt."""
+        return f"{self.request_id}:{self.row}"
+
+
+def _decoded(text: Any, path: Path, column: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise PipelineError(f"{path}: a `{column}` of the log is not JSON ({text!r}).") from None
+
+
+def _has_feedback_table(connection: sqlite3.Connection) -> bool:
+    found = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback'"
+    ).fetchone()
+    return found is not None
+
+
+def read_feedback(path: Path, last: int | None = None, inputs: bool = False) -> list[FeedbackRow]:
+    """The answered rows with feedback, oldest feedback first: the last `last` (all when None)."""
+    connection = open_log(path)
+    try:
+        if not _has_feedback_table(connection):
+            return []
+        sql = JOINED.format(input="p.input" if inputs else "NULL")
+        arguments: list[Any] = [ANSWERED]
+        if last is not None:
+            sql += " LIMIT ?"
+            arguments.append(last)
+        found = connection.execute(sql, arguments).fetchall()
+    except sqlite3.DatabaseError as error:
+        raise PipelineError(f"{path} cannot be read (SQLite says: {error}).") from None
+    finally:
+        connection.close()
+    return [_row(values, path) for values in reversed(found)]
+
+
+def _row(values: tuple[Any, ...], path: Path) -> FeedbackRow:
+    request_id, row, feedback_time, predicted_at, version, prediction, probability = values[:7]
+    outcome, logged_input = values[7:]
+    sent = _decoded(logged_input, path, "input")
+    return FeedbackRow(
+        request_id=str(request_id),
+        row=int(row),
+        feedback_time=str(feedback_time),
+        predicted_at=str(predicted_at),
+        model_version=None if version is None else str(version),
+        prediction=_decoded(prediction, path, "prediction"),
+        probability=None if probability is None else float(probability),
+        outcome=_decoded(outcome, path, "outcome"),
+        input=sent if isinstance(sent, dict) else None,
+    )

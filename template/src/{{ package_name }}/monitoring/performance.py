@@ -1,0 +1,257 @@
+"""Command `performance`: is the model still as good as it was when it was released?
+
+    uv run <package> performance                 # the last performance.window feedback rows
+    uv run <package> performance --last 2000 --log copy-of-production.db
+
+The canvas success metric (canvas.yaml `success_metric`) computed on the
+latest feedback joined to its predictions (the answered rows whose true
+outcome came back through POST /feedback), exactly as the API's live metric
+is (monitoring/metrics.py: the same function), and judged twice:
+
+- against the canvas threshold: the goal the model was accepted for;
+- against the test score of the model that answered (the registry run of
+  that version, else the champion's): a model can stay above the threshold
+  and still have lost much of what it had. More than `performance.max_drop`
+  below its test score trips the check too.
+
+Without a registry (tracking disabled, or CI without MLFLOW_TRACKING_URI) the
+second judgement is skipped and said so. Writes reports/performance.json and
+prints one verdict line.
+
+Exit codes, as `drift`: 0 the metric holds; 3 it tripped (the report is
+written); 1 it cannot judge (no log, fewer than `performance.min_rows`
+feedback rows, a metric undefined on these rows), with a one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..core import files, paths
+from ..core.canvas import SuccessMetric, load_canvas
+from ..core.commands import Command
+from ..core.errors import PipelineError
+from .joined import FEEDBACK_HINT, FeedbackRow, read_feedback
+from .metrics import live_metric_value
+from .settings import MONITORING_SETTINGS, PerformanceSettings, load_monitoring_settings
+
+PERFORMANCE_JSON = paths.REPORTS / "performance.json"
+TRIPPED_EXIT_CODE = 3  # the same as drift's: "the check found a problem"
+
+
+class PerformanceDropped(SystemExit):
+    """The metric tripped: the command exits with TRIPPED_EXIT_CODE once its report is written."""
+
+    def __init__(self) -> None:
+        super().__init__(TRIPPED_EXIT_CODE)
+
+
+def served_version(rows: list[FeedbackRow]) -> str | None:
+    """The model version that answered most of the window's rows (None when not logged)."""
+    versions = Counter(row.model_version for row in rows if row.model_version is not None)
+    return versions.most_common(1)[0][0] if versions else None
+
+
+def live_value(goal: SuccessMetric, rows: list[FeedbackRow]) -> float:
+    """The canvas metric on the rows; a PipelineError when it is undefined on them."""
+    value = live_metric_value(
+        goal.name, [(row.prediction, row.probability, row.outcome) for row in rows]
+    )
+    if value is None:
+        raise PipelineError(
+            f"{goal.name} is undefined on these {len(rows)} feedback rows (e.g. a single class "
+            "among the outcomes): widen the window (--last) or wait for more feedback."
+        )
+    return value
+
+
+def registry_test_score(
+    metric: str, version: str | None, params_path: Path
+) -> tuple[dict[str, Any] | None, str]:
+    """The test score of the version that answered (else the champion's), and how it was found.
+
+    The score is the one `evaluate` recorded with the version's run, on its
+    test split. None, with the reason, when there is no registry to ask.
+    """
+    from ..core.params import load_params
+    from ..release import gate, registry
+    from ..release.settings import load_registry_settings
+
+    try:
+        if not load_params(params_path).tracking.enabled:
+            return None, "tracking is disabled in params.yaml: no registry to ask"
+        if not gate.shared_registry():
+            return None, "no shared registry in CI (MLFLOW_TRACKING_URI): nothing to compare with"
+        client, _ = registry.open_registry(params_path)
+        name = load_registry_settings().model_name
+        chosen, how = _registered(client, registry, name, version)
+    except PipelineError as error:
+        return None, f"the registry cannot be read: {error}"
+    if chosen is None:
+        return None, f"model {name!r} has no champion in the registry: nothing to compare with"
+    score = client.get_run(chosen.run_id).data.metrics.get(metric)
+    if score is None:
+        return None, f"version {chosen.version}'s run recorded no {metric}"
+    return {"version": str(chosen.version), "test_score": float(score), "source": how}, ""
+
+
+def _registered(client: Any, registry: Any, name: str, version: str | None) -> tuple[Any, str]:
+    """The registry version that answered, else the champion; and which it is, in words."""
+    if version is not None:
+        try:
+            return registry.model_version(client, name, version), "the version that answered"
+        except PipelineError:
+            pass  # an unregistered model (export --candidate) answered
+    champion = registry.version_with_alias(client, name, registry.CHAMPION)
+    why = f"the champion (version {version} that answered is not registered)"
+    return champion, why if version is not None else "the champion"
+
+
+def compare_with_test_score(
+    goal: SuccessMetric, value: float, reference: dict[str, Any] | None, max_drop: float
+) -> dict[str, Any] | None:
+    """How far the live value fell below the test score, and whether it fell too far."""
+    if reference is None:
+        return None
+    test_score = reference["test_score"]
+    drop = test_score - value if goal.higher_is_better else value - test_score
+    return {**reference, "drop": round(drop, 6), "max_drop": max_drop, "exceeded": drop > max_drop}
+
+
+def trip_reasons(goal: SuccessMetric, value: float, compared: dict[str, Any] | None) -> list[str]:
+    reasons = []
+    if not goal.is_met(value):
+        direction = "at least" if goal.higher_is_better else "at most"
+        reasons.append(
+            f"{goal.name} {value:.4f} misses the canvas goal ({direction} {goal.threshold})"
+        )
+    if compared is not None and compared["exceeded"]:
+        reasons.append(
+            f"{goal.name} {value:.4f} is {compared['drop']:.4f} below version "
+            f"{compared['version']}'s test score {compared['test_score']:.4f} "
+            f"(at most {compared['max_drop']:g})"
+        )
+    return reasons
+
+
+def require_rows(rows: list[FeedbackRow], minimum: int, log: Path) -> None:
+    if len(rows) < minimum:
+        raise PipelineError(
+            f"{log} holds {len(rows)} answered rows with feedback, fewer than the {minimum} a "
+            f"verdict needs (--min-rows, monitoring.yaml performance.min_rows): {FEEDBACK_HINT}."
+        )
+
+
+def evaluate(
+    log: Path | None = None,
+    last: int | None = None,
+    min_rows: int | None = None,
+    settings_path: Path = MONITORING_SETTINGS,
+    canvas_path: Path = paths.CANVAS,
+    params_path: Path = paths.PARAMS,
+    json_path: Path = PERFORMANCE_JSON,
+) -> dict[str, Any]:
+    """Judge the window and write the report; a PipelineError when it cannot judge."""
+    monitoring = load_monitoring_settings(settings_path)
+    settings: PerformanceSettings = monitoring.performance
+    files.require_file(canvas_path, "the success metric is canvas.yaml's: restore it")
+    goal = load_canvas(canvas_path).success_metric
+    log_path = log or monitoring.prediction_log.path
+    window = last if last is not None else settings.window
+    rows = read_feedback(log_path, last=window)
+    require_rows(rows, min_rows if min_rows is not None else settings.min_rows, log_path)
+    value = live_value(goal, rows)
+    version = served_version(rows)
+    reference, note = registry_test_score(goal.name, version, params_path)
+    compared = compare_with_test_score(goal, value, reference, settings.max_drop)
+    reasons = trip_reasons(goal, value, compared)
+    report = {
+        "tripped": bool(reasons),
+        "reasons": reasons,
+        "metric": goal.name,
+        "value": value,
+        "rows": len(rows),
+        "window": {
+            "log": str(log_path),
+            "last": window,
+            "first_feedback": rows[0].feedback_time,
+            "last_feedback": rows[-1].feedback_time,
+            "model_versions": dict(Counter(str(row.model_version) for row in rows)),
+        },
+        "goal": {
+            "threshold": goal.threshold,
+            "higher_is_better": goal.higher_is_better,
+            "met": goal.is_met(value),
+        },
+        "test_score": compared if compared is not None else {"note": note},
+        "outputs": {"json": str(json_path)},
+    }
+    files.write_json(json_path, report)
+    return report
+
+
+def verdict_line(report: dict[str, Any]) -> str:
+    """One line: the value, on what, against the goal and the test score, the verdict."""
+    goal, metric = report["goal"], report["metric"]
+    direction = ">=" if goal["higher_is_better"] else "<="
+    against = f"canvas goal {direction} {goal['threshold']} {'met' if goal['met'] else 'MISSED'}"
+    test = report["test_score"]
+    if "drop" in test:
+        state = "TOO FAR" if test["exceeded"] else "within"
+        against += (
+            f"; {test['drop']:+.4f} below version {test['version']}'s test score "
+            f"{test['test_score']:.4f} ({state} {test['max_drop']:g})"
+        )
+    else:
+        against += f"; not compared with a test score ({test['note']})"
+    outcome = "TRIPPED" if report["tripped"] else "ok"
+    return (
+        f"performance: {metric} {report['value']:.4f} on the last {report['rows']} feedback rows "
+        f"({against}) -> {outcome} ({report['outputs']['json']})"
+    )
+
+
+def run(
+    log: Path | None = None,
+    last: int | None = None,
+    min_rows: int | None = None,
+    settings_path: Path = MONITORING_SETTINGS,
+    json_path: Path = PERFORMANCE_JSON,
+) -> dict[str, Any]:
+    report = evaluate(
+        log=log, last=last, min_rows=min_rows, settings_path=settings_path, json_path=json_path
+    )
+    print(verdict_line(report))
+    if report["tripped"]:
+        raise PerformanceDropped()
+    return report
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log", type=Path, help="the SQLite prediction log (default: monitoring.yaml's)"
+    )
+    parser.add_argument(
+        "--last", type=_positive, help="judge the last N feedback rows (performance.window)"
+    )
+    parser.add_argument(
+        "--min-rows", type=_positive, help="the fewest rows to judge (performance.min_rows)"
+    )
+
+
+COMMAND = Command(
+    "performance",
+    "the canvas metric on the latest feedback, against its goal and test score (exit 3: tripped)",
+    run,
+    add_arguments,
+)
