@@ -103,6 +103,7 @@ BY_ID = {case.id: case for case in CASES}
 REPRESENTATIVE = (
     "l1-github-py312-mit-local",
     "l1-gitlab-py311-apache-s3",
+    "l1-none-py313-proprietary-gcs",
     "l2-none-py312-apache-gcs",
     "l4-github-py312-mit-local-container-local",
     "l3-gitlab-py312-proprietary-s3-cloud-run-kubeflow",

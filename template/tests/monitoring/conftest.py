@@ -37,7 +37,9 @@ FAST_LOG = {"path": str(LOG_PATH), "flush_seconds": 0.05, "batch_rows": 50}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: a real server under load (test_load.py), the whole retraining loop (test_loop.py)")
+    config.addinivalue_line(
+        "markers", "slow: a server under load (test_load.py), the retraining loop (test_loop.py)"
+    )
 
 
 def write_monitoring(root: Path, log: dict[str, Any] | None = None, **sections: Any) -> None:

@@ -45,6 +45,8 @@ PROMTOOL_TIMEOUT_SECONDS = 120
 # Grafana's interval variables, replaced by a duration so that promtool parses the query.
 GRAFANA_VARIABLE = re.compile(r"\$\{?__\w+\}?")
 DASHBOARD_RULE = "dashboard:query_{}"
+# promtool names a broken recording rule in quotes, then gives its error.
+RULE_ERROR = '"' + DASHBOARD_RULE.format(r"(\d+)") + r'": (.*)$'
 
 
 @dataclass(frozen=True)
@@ -252,7 +254,7 @@ def check_dashboard_queries(promtool: str, queries: list[Query]) -> None:
         return
     problems = []
     for line in output.splitlines():
-        found = re.search(rf'"{DASHBOARD_RULE.format(r"(\d+)")}": (.*)$', line)
+        found = re.search(RULE_ERROR, line)
         if found:
             problems.append(f"{queries[int(found[1]) - 1].where}: {found[2]}")
     raise PipelineError(
