@@ -400,3 +400,15 @@ def test_time_bins_keep_the_plots_under_sixty_bars():
     assert report.bin_size(pd.Timedelta(hours=1)) == "1min"
     assert report.bin_size(pd.Timedelta(days=7)) == "3h"
     assert report.bin_size(pd.Timedelta(days=365)) == "1D"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1e15, 1e15 + 0.125], [-1.7e308, 1.7e308, 1.0], [3.0, 3.0]],
+    ids=["too-narrow-for-floats", "too-wide-for-floats", "one-value"],
+)
+def test_histogram_bins_exist_for_any_span_a_refused_row_may_carry(values):
+    edges = report.bin_edges(np.array(values))
+
+    assert len(edges) == report.HISTOGRAM_BINS + 1
+    assert all(np.isfinite(edges)) and edges == sorted(edges)

@@ -42,8 +42,11 @@ def warnings_of(output: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(built_folder):
-    with client.LocalServer(built_folder, environment={"MODEL_API_TOKEN": TOKEN}) as running:
+def server(built_folder, tmp_path_factory):
+    # Level 4 logs every prediction: to a file of the test's, not the project's logs/.
+    log = tmp_path_factory.mktemp("prediction-log") / "predictions.db"
+    environment = {"MODEL_API_TOKEN": TOKEN, "PREDICTION_LOG_PATH": str(log)}
+    with client.LocalServer(built_folder, environment=environment) as running:
         yield running
 
 

@@ -573,6 +573,24 @@ def _finite(values: pd.Series) -> Any:
     return numbers[np.isfinite(numbers)]
 
 
+def bin_edges(values: Any) -> list[float]:
+    """HISTOGRAM_BINS bins over the values, or over their central 99% when floats cannot split
+    the whole span (refused rows may carry numbers as large as the contract allows)."""
+    import numpy as np
+
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            return list(np.histogram_bin_edges(values, bins=HISTOGRAM_BINS))
+    except (ValueError, FloatingPointError):
+        with np.errstate(over="ignore", invalid="ignore"):  # spans past the float range
+            bounds = np.percentile(values, [0.5, 50, 99.5], method="nearest")
+            low, middle, high = (float(bound) for bound in bounds)
+            span = high - low
+        if not np.isfinite(span) or span <= abs(low) * 1e-9:
+            low, high = middle - 0.5, middle + 0.5  # one bar around the median: nothing else fits
+        return list(np.linspace(low, high, HISTOGRAM_BINS + 1))
+
+
 def plot_numeric(view: FeatureView) -> str:
     import numpy as np
 
@@ -580,7 +598,7 @@ def plot_numeric(view: FeatureView) -> str:
     axes = figure.subplots()
     live = _finite(view.live)
     train = _finite(view.train) if view.train is not None else np.array([])
-    edges = list(np.histogram_bin_edges(np.concatenate([live, train]), bins=HISTOGRAM_BINS))
+    edges = bin_edges(np.concatenate([live, train]))
     if len(train):
         axes.hist(train, bins=edges, density=True, color=TRAIN_COLOR, alpha=0.6, label="training")
     if len(live):

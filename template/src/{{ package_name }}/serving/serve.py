@@ -30,6 +30,7 @@ from ..core.errors import PipelineError
 from .settings import MODEL_DIR_VARIABLE, ServingSettings, load_serving_settings
 
 FACTORY = f"{__name__.rpartition('.')[0]}.app:create_app"
+WORKER_PING_SECONDS = 30
 MONITORING = f"{__name__.split('.')[0]}.monitoring"
 
 
@@ -108,6 +109,10 @@ def run(
         uvicorn.run(app, **options)
         return
     os.environ[MODEL_DIR_VARIABLE] = str(settings.model_dir)
+    # uvicorn kills a worker that does not answer its ping in time, losing
+    # what the worker holds in memory (level 4: buffered log rows): a worker
+    # busy on a loaded machine is slow, not hung.
+    options["timeout_worker_healthcheck"] = WORKER_PING_SECONDS
     uvicorn.run(FACTORY, factory=True, workers=settings.workers, **options)
 
 
