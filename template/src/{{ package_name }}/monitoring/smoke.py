@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,24 @@ def scrape(url: str) -> dict[str, float]:
         for sample in family.samples:
             totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
     return totals
+
+
+def scrape_settled(url: str, answered: int, refused: int, seconds: float = 5.0) -> dict[str, float]:
+    """/metrics once every worker has counted its rows.
+
+    Each worker counts off the request path (within about 50 ms), and a scrape
+    reaches one worker: scrape again until the counts add up, or time runs out.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        metrics = scrape(url)
+        counted = (
+            metrics.get("model_api_predictions_total", 0.0),
+            metrics.get("model_api_refused_rows_total", 0.0),
+        )
+        if counted == (answered, refused) or time.monotonic() > deadline:
+            return metrics
+        time.sleep(0.1)
 
 
 def send_refused_rows(url: str, token: str | None, count: int) -> int:
@@ -111,7 +130,7 @@ def run(
             simulate.Traffic(rows=rows, concurrency=4, batch=1, feedback_share=feedback_share),
         )
         refused = summary.refused + send_refused_rows(server.url, serving.token, 3)
-        metrics = scrape(server.url)
+        metrics = scrape_settled(server.url, summary.answered, refused)
         server.stop()  # SIGTERM: each worker flushes its buffer
     logged = count_rows(log) - before
     sent = summary.answered + refused
