@@ -91,7 +91,10 @@ def test_every_answered_row_is_logged_under_load_with_two_workers(project, model
         server.stop()  # SIGTERM: each worker's lifespan shutdown writes its buffer
         output = server.output()
 
-    assert set(sent) == {200, 422}, sent
+    # 503: a worker still loading its model on a starved machine (the 40 ready
+    # answers may all have come from the other one); such requests are not
+    # answered, so not logged. Every answered row must be.
+    assert set(sent) <= {200, 422, 503} and sent[200] and sent[422], sent
     assert _logged_rows(log_path) == {200: sent[200], 422: sent[422]}
     assert sum(metric_samples(scraped, "model_api_predictions_total").values()) == sent[200]
     assert metric_samples(scraped, "model_api_refused_rows_total") == {"": sent[422]}
