@@ -17,6 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 
+def positive_int(text: str) -> int:
+    """An option's whole number of at least 1 (`type=positive_int`), with a clear message."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
 def no_arguments(parser: argparse.ArgumentParser) -> None:
     """For commands without options."""
 

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
-from ..core.commands import Command
+from ..core.commands import Command, positive_int
 from ..core.errors import PipelineError
 from . import drift_stats
 from .profile import FORMAT as PROFILE_FORMAT
@@ -671,26 +671,21 @@ def run(
     return report
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log", type=Path, help="the SQLite prediction log (default: monitoring.yaml's)"
     )
     parser.add_argument(
-        "--last", type=_positive, help="judge the last N rows written (default: drift.window_rows)"
+        "--last",
+        type=positive_int,
+        help="judge the last N rows written (default: drift.window_rows)",
     )
     parser.add_argument(
         "--since", help="judge the rows logged at or after this ISO 8601 time (UTC)"
     )
     parser.add_argument(
         "--window",
-        type=_positive,
+        type=positive_int,
         help="the fewest answered rows to judge (default: drift.min_rows)",
     )
     parser.add_argument(

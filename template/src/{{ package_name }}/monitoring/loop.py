@@ -446,7 +446,8 @@ def run(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .simulate import parse_shift, positive_int, share
+    from ..core.commands import positive_int
+    from .simulate import parse_shift, share
 
     parser.add_argument(
         "--worse", action="store_true",

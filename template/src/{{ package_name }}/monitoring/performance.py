@@ -32,7 +32,7 @@ from typing import Any
 
 from ..core import files, paths
 from ..core.canvas import SuccessMetric, load_canvas
-from ..core.commands import Command
+from ..core.commands import Command, positive_int
 from ..core.errors import PipelineError
 from .joined import FEEDBACK_HINT, FeedbackRow, read_feedback
 from .metrics import live_metric_value
@@ -230,22 +230,15 @@ def run(
     return report
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log", type=Path, help="the SQLite prediction log (default: monitoring.yaml's)"
     )
     parser.add_argument(
-        "--last", type=_positive, help="judge the last N feedback rows (performance.window)"
+        "--last", type=positive_int, help="judge the last N feedback rows (performance.window)"
     )
     parser.add_argument(
-        "--min-rows", type=_positive, help="the fewest rows to judge (performance.min_rows)"
+        "--min-rows", type=positive_int, help="the fewest rows to judge (performance.min_rows)"
     )
 
 

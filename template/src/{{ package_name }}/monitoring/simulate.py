@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
-from ..core.commands import Command
+from ..core.commands import Command, positive_int
 from ..core.errors import PipelineError
 from ..serving.client import LocalServer, add_target_arguments, join, parse_url, request, wait_ready
 from ..serving.settings import ServingSettings, load_serving_settings
@@ -91,16 +91,6 @@ def parse_shift(text: str) -> Shift:
     if not value or not 0 < share_value <= 1:
         raise argparse.ArgumentTypeError(f"{text!r}: the share must be above 0 and at most 1")
     return Shift(column, value=value, share=share_value)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
 
 
 def seconds(text: str) -> float:
