@@ -2,7 +2,7 @@
 
 SLOW (marked `slow`): about 3 minutes on 2 cores. It trains four times with
 `dvc repro`, registers with MLflow and starts the API twice. Skip it with
-`uv run poe test -- -m "not slow"`.
+`uv run poe test -m "not slow"`.
 
 The loop runs in a copy of this project in tmp (dvc.yaml, src/), with the
 tests' own params and canvas (tracking on) and the sample data's columns
