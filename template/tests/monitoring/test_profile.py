@@ -8,6 +8,7 @@ it profiles the model's training data.
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,20 @@ def test_the_model_folder_holds_the_profile_with_its_checksum(
     copied = folder / profile.name
     assert copied.read_bytes() == profile.read_bytes()
     assert opened.metadata["files"][profile.name] == model_folder.sha256_of(copied)
+
+
+def test_the_profile_travels_with_the_registered_model(project: Any, tmp_path: Path):
+    """A runner with the registry but neither the data nor the profile exports it."""
+    cli = load("cli")
+    store = {"enabled": True, "uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "profile"}
+    project.set("params", "tracking", store)
+    stages = ("read", "preprocess", "train", "profile", "evaluate")
+    for command in (*stages, "gate", "register", "promote"):
+        assert cli.main([command]) == 0
+    written = profile_module.REFERENCE_PROFILE.read_bytes()
+    profile_module.REFERENCE_PROFILE.unlink()
+    shutil.rmtree("data")
+
+    assert cli.main(["export", "--out", "served"]) == 0
+
+    assert (Path("served") / profile_module.REFERENCE_PROFILE.name).read_bytes() == written

@@ -3,10 +3,16 @@
 By default the champion (or `--version N`) comes from the registry, with its
 metadata: name, version, run id, git commit, data version, features, training
 time, the data contract it was trained under (its run's canvas.yaml), and the
-versions of the libraries it needs. `--candidate` exports the model the
-pipeline just trained instead, unregistered (the CI checks serve it). The
-folder is checked before it replaces the previous one (serving/model_folder.py):
-the fast path gives the pipeline's predictions, or is left out.
+versions of the libraries it needs, and at level 4 the reference profile
+logged with its run. `--candidate` exports the model the pipeline just
+trained instead, unregistered (the CI checks serve it). The folder is
+checked before it replaces the previous one (serving/model_folder.py): the
+fast path gives the pipeline's predictions, or is left out.
+
+The check scores the test split when the data is here. A fresh CI runner
+(the deploy and monitor jobs) has the code and the registry, not the data:
+it checks on rows drawn at random within the model's data contract instead,
+so exporting needs no access to the data.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import argparse
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core import files, git, paths
 from ..core.canvas import Canvas, load_canvas
@@ -26,8 +32,22 @@ from ..serving.model_folder import describe_model, write_model_folder
 from ..serving.settings import load_serving_settings
 from .gate import test_rows
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # Written by level 4's `profile` stage (monitoring/profile.py); absent before level 4.
-REFERENCE_PROFILE = paths.MODEL.parent / "reference-profile.json"
+REFERENCE_PROFILE = paths.REFERENCE_PROFILE
+PROFILE_ARTIFACT = f"profile/{REFERENCE_PROFILE.name}"
+CONTRACT_ROWS = 200
+
+
+class Chosen(NamedTuple):
+    """The model to export, what describes it, its data contract and its logged profile."""
+
+    pipeline: Any
+    metadata: dict[str, Any]
+    canvas: Canvas
+    profile: Path | None = None
 
 
 def candidate_metadata(params: Params, canvas: Canvas, model_path: Path) -> dict[str, Any]:
@@ -75,8 +95,16 @@ def profile_for(metadata: dict[str, Any], profile_path: Path) -> tuple[Path, ...
     return (profile_path,)
 
 
-def registry_model(version: str | None, params_path: Path) -> tuple[Any, dict[str, Any]]:
-    """A registered version's pipeline and metadata (the champion by default)."""
+def logged_profile(client: Any, run_id: str, folder: Path) -> Path | None:
+    """The reference profile logged with the run (level 4), downloaded; None without one."""
+    try:
+        return Path(client.download_artifacts(run_id, PROFILE_ARTIFACT, str(folder)))
+    except Exception:  # a run of an earlier level, or recorded before the profile was logged
+        return None
+
+
+def registry_model(version: str | None, params_path: Path, downloads: Path) -> Chosen:
+    """A registered version (the champion by default), its logged files put in `downloads`."""
     from . import registry
     from .settings import load_registry_settings
 
@@ -110,7 +138,51 @@ def registry_model(version: str | None, params_path: Path) -> tuple[Any, dict[st
     }
     metadata["target"] = recorded.get("features.target", params.features.target)
     metadata["registry"] = {"name": name, "aliases": sorted(chosen.aliases)}
-    return registry.load_version_model(name, str(chosen.version)), metadata
+    pipeline = registry.load_version_model(name, str(chosen.version))
+    return Chosen(pipeline, metadata, canvas, logged_profile(client, chosen.run_id, downloads))
+
+
+def contract_rows(canvas: Canvas, count: int = CONTRACT_ROWS, seed: int = 0) -> pd.DataFrame:
+    """`count` rows drawn at random within the data contract (seeded: the same rows each time)."""
+    import math
+
+    import numpy as np
+    import pandas as pd
+
+    random = np.random.default_rng(seed)
+    columns: dict[str, Any] = {}
+    for name, rule in canvas.data_contract.columns.items():
+        if rule.allowed:
+            picked = random.integers(len(rule.allowed), size=count)
+            columns[name] = [rule.allowed[i] for i in picked]
+        elif rule.type == "category":  # any text is valid
+            columns[name] = [f"value-{i}" for i in random.integers(5, size=count)]
+        else:
+            low = rule.min if rule.min is not None else (rule.max or 0.0) - 1.0
+            high = rule.max if rule.max is not None else low + 1.0
+            if rule.type == "int":
+                columns[name] = random.integers(math.ceil(low), math.floor(high) + 1, size=count)
+            else:
+                columns[name] = random.uniform(low, high, size=count)
+    return pd.DataFrame(columns)
+
+
+def rows_to_check(interim_path: Path, params: Params, canvas: Canvas) -> pd.DataFrame:
+    """The test split when the data is here; else rows drawn within the data contract."""
+    if interim_path.is_file():
+        return test_rows(interim_path, params)
+    features = [*params.features.numeric, *params.features.categorical]
+    undescribed = [name for name in features if name not in canvas.data_contract.columns]
+    if undescribed:
+        raise PipelineError(
+            f"{interim_path} is missing and the data contract does not describe "
+            f"{', '.join(undescribed)}: {paths.READ_STAGE_HINT}"
+        )
+    print(
+        f"export: no {interim_path} here (a fresh runner): the fast path is checked on "
+        f"{CONTRACT_ROWS} rows drawn within the data contract"
+    )
+    return contract_rows(canvas)
 
 
 def run(
@@ -127,15 +199,20 @@ def run(
 
     params = load_params(params_path)
     folder = out or load_serving_settings().model_dir
-    if candidate:
-        files.require_file(model_path, "run the pipeline first (`uv run poe pipeline`)")
-        pipeline = joblib.load(model_path)
-        metadata = candidate_metadata(params, load_canvas(canvas_path), model_path)
-    else:
-        pipeline, metadata = registry_model(version, params_path)
-    extra = profile_for(metadata, profile_path)
-    rows = test_rows(interim_path, params)
-    written = write_model_folder(folder, pipeline, metadata, rows, extra_files=extra)
+    with tempfile.TemporaryDirectory() as downloads:
+        if candidate:
+            files.require_file(model_path, "run the pipeline first (`uv run poe pipeline`)")
+            canvas = load_canvas(canvas_path)
+            metadata = candidate_metadata(params, canvas, model_path)
+            chosen = Chosen(joblib.load(model_path), metadata, canvas)
+        else:
+            chosen = registry_model(version, params_path, Path(downloads))
+        extra = profile_for(chosen.metadata, chosen.profile or profile_path)
+        rows = rows_to_check(interim_path, params, chosen.canvas)
+        written = write_model_folder(
+            folder, chosen.pipeline, chosen.metadata, rows, extra_files=extra
+        )
+    metadata = chosen.metadata
     fast = written.get("fast_path", {})
     how = (
         "with the ONNX fast path"

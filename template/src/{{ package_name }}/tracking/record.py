@@ -159,6 +159,10 @@ def log_run(
             for settings_file in (paths.PARAMS, paths.CANVAS):
                 if settings_file.is_file():
                     client.log_artifact(run_id, str(settings_file), artifact_path="settings")
+            # Level 4: the training data's reference profile travels with the model,
+            # so that a runner without the data exports it (drift's reference).
+            if paths.REFERENCE_PROFILE.is_file():
+                client.log_artifact(run_id, str(paths.REFERENCE_PROFILE), artifact_path="profile")
             client.set_terminated(run_id)
     except PipelineError:
         raise
