@@ -68,7 +68,7 @@ def test_a_fall_from_the_test_score_trips_even_above_the_threshold(project, monk
     assert verdict["goal"]["met"] is True
     assert verdict["test_score"]["exceeded"] is True
     assert verdict["test_score"]["drop"] == pytest.approx(0.99 - verdict["value"], abs=1e-6)
-    assert "below version 1's test score 0.9900 (at most 0.05)" in verdict["reasons"][0]
+    assert "worse than version 1's test score 0.9900 (at most 0.05)" in verdict["reasons"][0]
 
 
 def test_a_small_fall_within_max_drop_passes(project, monkeypatch):
@@ -153,3 +153,21 @@ def test_the_test_score_is_the_registry_run_of_the_version_that_answered(project
     compared = performance.run(log=Path("logs/candidate.db"))["test_score"]
     assert compared["version"] == "1"
     assert compared["source"].startswith("the champion (version candidate-1a2b that answered")
+
+
+@pytest.mark.parametrize(("drop", "said"), [(0.02, "0.0200 worse"), (-0.01, "0.0100 better")])
+def test_the_verdict_says_which_side_of_the_test_score_the_live_metric_is(drop, said):
+    test_score = {"drop": drop, "version": "1", "test_score": 0.98, "exceeded": False}
+    report = {
+        "goal": {"higher_is_better": True, "threshold": 0.95, "met": True},
+        "metric": "roc_auc",
+        "value": 0.98 - drop,
+        "rows": 500,
+        "tripped": False,
+        "outputs": {"json": "reports/performance.json"},
+        "test_score": {**test_score, "max_drop": 0.05},
+    }
+
+    line = performance.verdict_line(report)
+
+    assert f"{said} than version 1's test score 0.9800 (within 0.05)" in line

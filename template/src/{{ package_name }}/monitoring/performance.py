@@ -130,7 +130,7 @@ def trip_reasons(goal: SuccessMetric, value: float, compared: dict[str, Any] | N
         )
     if compared is not None and compared["exceeded"]:
         reasons.append(
-            f"{goal.name} {value:.4f} is {compared['drop']:.4f} below version "
+            f"{goal.name} {value:.4f} is {compared['drop']:.4f} worse than version "
             f"{compared['version']}'s test score {compared['test_score']:.4f} "
             f"(at most {compared['max_drop']:g})"
         )
@@ -201,8 +201,9 @@ def verdict_line(report: dict[str, Any]) -> str:
     test = report["test_score"]
     if "drop" in test:
         state = "TOO FAR" if test["exceeded"] else "within"
+        side = "worse" if test["drop"] > 0 else "better"
         against += (
-            f"; {test['drop']:+.4f} below version {test['version']}'s test score "
+            f"; {abs(test['drop']):.4f} {side} than version {test['version']}'s test score "
             f"{test['test_score']:.4f} ({state} {test['max_drop']:g})"
         )
     else:
