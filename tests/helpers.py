@@ -201,12 +201,29 @@ GITLAB_RESERVED_KEYS = {
 }  # fmt: skip
 
 
+def merge_gitlab(base: dict, override: dict) -> dict:
+    """GitLab's merge of included files: mappings merged deeply, anything else replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_gitlab(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def gitlab_config(project: Path, path: str = ".gitlab-ci.yml") -> dict:
-    """A GitLab CI file with its `include: local:` files merged in, recursively."""
+    """A GitLab CI file with its `include: local:` files merged in, recursively.
+
+    As GitLab does: the included files in order, later ones over earlier ones,
+    then the including file's own keys over them all (so level 4's monitor.yml
+    adds `needs` and `before_script` to level 3's `train` job and keeps its script).
+    """
     config = yaml.safe_load((project / path).read_text(encoding="utf-8"))
+    merged: dict = {}
     for include in config.pop("include", []):
-        config.update(gitlab_config(project, include["local"]))
-    return config
+        merged = merge_gitlab(merged, gitlab_config(project, include["local"]))
+    return merge_gitlab(merged, config)
 
 
 def gitlab_jobs(config: dict) -> list[tuple[str, dict]]:

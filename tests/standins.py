@@ -1,4 +1,4 @@
-"""Recording stand-ins for docker, gcloud and kubectl: the cloud boundary, and only it.
+"""Recording stand-ins for docker, gcloud, kubectl and bq: the cloud boundary, and only it.
 
 Installed on PATH under the tools' names (`install`), each call is checked
 against the flags the real command accepts for that subcommand, appended to
@@ -7,6 +7,11 @@ what runs is the project's own API (`<package> serve` on the exported model
 folder), started where the real tool would start a container, a revision or
 a pod. STANDIN_SCENARIO=broken makes what is deployed answer 500 to
 everything; STANDIN_SCENARIO=rollout-fails makes `kubectl rollout status` fail.
+`bq query` answers from STANDIN_BIGQUERY, a JSON-lines file of Cloud Logging
+entries (`{"timestamp": ..., "jsonPayload": <a line the API printed>}`), as
+the logging sink would have written them to the table: the query's own
+SELECT list, `jsonPayload.type` and time window decide what comes back, every
+value as text, as `bq --format=json` gives it.
 """
 
 from __future__ import annotations
@@ -14,14 +19,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-TOOLS = ("docker", "gcloud", "kubectl")
+TOOLS = ("docker", "gcloud", "kubectl", "bq")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BROKEN_SERVER = """
 import http.server, sys
@@ -54,7 +61,9 @@ FLAGS = {
     ("kubectl", "rollout status"): {"--timeout="},
     ("kubectl", "rollout undo"): set(),
     ("kubectl", "port-forward"): set(),
+    ("bq", "query"): {"--quiet", "--use_legacy_sql=", "--format=", "--max_rows="},
 }  # fmt: skip
+CREDENTIAL_VARIABLES = ("CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE", "GOOGLE_APPLICATION_CREDENTIALS")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -208,6 +217,51 @@ def kubectl(subcommand: str, positional: list[str], options: dict) -> None:
             time.sleep(0.2)
 
 
+def selected_fields(sql: str) -> list[tuple[str, str, bool]]:
+    """(alias, jsonPayload field, as JSON text) for each item of the SELECT list."""
+    select = sql.split("SELECT", 1)[1].rsplit(" FROM ", 1)[0]
+    items = re.findall(r"(.+?) AS `(\w+)`(?:, |$)", select.strip())
+    fields = []
+    for expression, alias in items:
+        found = re.search(r"jsonPayload\.`?(\w+)`?", expression)
+        if found is None:
+            fail(f"Unrecognized name in the SELECT list: {expression}")
+        fields.append((alias, found.group(1), "TO_JSON_STRING" in expression))
+    return fields
+
+
+def as_text(value: object, as_json: bool) -> str | None:
+    if value is None:
+        return None
+    if as_json:
+        return json.dumps(value, separators=(",", ":"))
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def bq(subcommand: str, positional: list[str], options: dict) -> None:
+    if not any(Path(os.environ.get(name, "")).is_file() for name in CREDENTIAL_VARIABLES):
+        fail("You do not currently have an active account selected.", 1)
+    if options.get("--use_legacy_sql") != ["false"] or options.get("--format") != ["json"]:
+        fail("the stand-in answers standard SQL in JSON only")
+    (sql,) = positional
+    kind = re.search(r"jsonPayload\.type = '(\w+)'", sql)
+    days = re.search(r"INTERVAL (\d+) DAY", sql)
+    if kind is None or days is None:
+        fail(f"the stand-in reads one kind of record over a window of days: {sql}")
+    since = datetime.now(UTC) - timedelta(days=int(days.group(1)))
+    fields = selected_fields(sql)
+    rows = []
+    for line in Path(os.environ["STANDIN_BIGQUERY"]).read_text().splitlines():
+        entry = json.loads(line)
+        payload = entry["jsonPayload"]
+        if payload.get("type") != kind.group(1):
+            continue
+        if datetime.fromisoformat(entry["timestamp"]) < since:
+            continue
+        rows.append({alias: as_text(payload.get(name), as_json) for alias, name, as_json in fields})
+    print(json.dumps(rows))
+
+
 def record(entry: dict) -> None:
     with Path(os.environ["STANDIN_LOG"]).open("a") as log:
         log.write(json.dumps(entry) + "\n")
@@ -216,7 +270,8 @@ def record(entry: dict) -> None:
 def main(tool: str) -> None:
     subcommand, positional, options = split(tool, sys.argv[1:])
     record({"tool": tool, "subcommand": subcommand, "argv": sys.argv[1:]})
-    {"docker": docker, "gcloud": gcloud, "kubectl": kubectl}[tool](subcommand, positional, options)
+    tools = {"docker": docker, "gcloud": gcloud, "kubectl": kubectl, "bq": bq}
+    tools[tool](subcommand, positional, options)
 
 
 def install(folder: Path) -> Path:

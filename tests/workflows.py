@@ -3,17 +3,28 @@
 Jobs run in order of their `needs`, with their `if:` conditions, `env`,
 step outputs ($GITHUB_OUTPUT) and job outputs; a reusable workflow called by
 a job (`uses: ./.github/workflows/x.yml`) runs in its place. `run:` steps run
-in bash; the local setup action is expanded; other `uses:` steps (checkout,
-setup-uv, Google's auth) are what the harness provides. Expressions are
-evaluated from a context the test gives (`github`, `secrets`, `vars`).
+in bash; the local setup action is expanded; the artifact actions and
+Google's auth are played here (below); other `uses:` steps (checkout,
+setup-uv, setup-gcloud) are what the harness provides. Expressions are
+evaluated from a context the test gives (`github`, `secrets`, `vars`,
+`inputs`); a called workflow gets its `with:` as `inputs` and its `secrets:`
+as `secrets`, as on GitHub.
+
+By default every job runs in the project's folder. With a `Runner` whose
+`checkout` gives each job a fresh clone, jobs share nothing but what a
+runner shares: job outputs, artifacts (upload-artifact copies files into the
+run's store, download-artifact copies them back) and outside services.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +44,18 @@ class JobResult:
     steps: list[str] = field(default_factory=list)  # the commands that ran
     log: str = ""  # the failed command's output
     step_outputs: dict[str, Any] = field(default_factory=dict)
+    folder: Path | None = None  # where the job ran
+
+
+@dataclass
+class Runner:
+    """Where jobs run (`checkout(job id)`: a fresh clone; None: the project) and the artifacts."""
+
+    artifacts: Path
+    checkout: Callable[[str], Path] | None = None
+
+    def folder(self, project: Path, job_id: str) -> Path:
+        return self.checkout(job_id) if self.checkout else project
 
 
 def lookup(context: dict, dotted: str) -> Any:
@@ -78,36 +101,107 @@ def read_outputs(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
+# --- The actions played here --------------------------------------------------------
+
+
+def _paths(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def upload_artifact(folder: Path, inputs: dict, runner: Runner) -> str | None:
+    """Copy the files into the run's store, below their least common folder (as the action)."""
+    found = [folder / name for name in _paths(inputs["path"]) if (folder / name).is_file()]
+    if not found:
+        missing = inputs.get("if-no-files-found", "warn")
+        return f"upload-artifact {inputs['name']}: no files found" if missing == "error" else None
+    root = Path(os.path.commonpath([path.parent for path in found]))
+    store = runner.artifacts / inputs["name"]
+    for path in found:
+        target = store / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    return None
+
+
+def download_artifact(folder: Path, inputs: dict, runner: Runner) -> str | None:
+    store = runner.artifacts / inputs["name"]
+    if not store.is_dir():
+        return f"download-artifact: Unable to download artifact(s): {inputs['name']} not found"
+    shutil.copytree(store, folder / inputs.get("path", "."), dirs_exist_ok=True)
+    return None
+
+
+def google_auth(folder: Path, inputs: dict, job_env: dict) -> None:
+    """What google-github-actions/auth leaves: a credentials file, named in the job's env."""
+    path = folder / "gha-creds-harness.json"
+    provider, account = inputs.get("workload_identity_provider"), inputs.get("service_account")
+    credentials = {"type": "external_account", "audience": provider, "service_account": account}
+    path.write_text(json.dumps(credentials))
+    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE",
+                 "GOOGLE_GHA_CREDS_PATH"):  # fmt: skip
+        job_env[name] = str(path)
+
+
+def play_action(uses: str, folder: Path, inputs: dict, job_env: dict, runner: Runner) -> str | None:
+    """Play an action the harness knows; return an error message, or None."""
+    name = uses.split("@")[0]
+    if name == "actions/upload-artifact":
+        return upload_artifact(folder, inputs, runner)
+    if name == "actions/download-artifact":
+        return download_artifact(folder, inputs, runner)
+    if name == "google-github-actions/auth":
+        google_auth(folder, inputs, job_env)
+    return None
+
+
+# --- Jobs and workflows ----------------------------------------------------------------
+
+
+def read_environment_file(path: Path, job_env: dict) -> None:
+    """NAME=value lines a step appended to $GITHUB_ENV: the next steps' environment."""
+    for name, value in read_outputs(path).items():
+        job_env[name] = value
+
+
 def run_steps(
-    project: Path, steps: list[dict], context: dict, env: dict, summary: Path, extra_env: dict
-) -> JobResult:
-    result = JobResult("success")
+    folder: Path, steps: list[dict], context: dict, env: dict, summary: Path, extra_env: dict,
+    runner: Runner,
+) -> JobResult:  # fmt: skip
+    result = JobResult("success", folder=folder)
     step_context: dict[str, Any] = {}
+    job_env = dict(env)
+    environment_file = folder.parent / f"{folder.name}.github-env"
     for step in steps:
-        scope = {**context, "steps": step_context, "env": env}
+        scope = {**context, "steps": step_context, "env": job_env}
         if not condition(step.get("if"), scope, result.result):
             continue
         uses = step.get("uses", "")
         if uses.startswith("./.github/actions/"):
-            action = yaml.safe_load((project / uses / "action.yml").read_text())
+            action = yaml.safe_load((folder / uses / "action.yml").read_text())
             commands = [s["run"] for s in action["runs"]["steps"] if "run" in s]
         elif "run" in step:
             commands = [step["run"]]
         else:
+            inputs = {k: substitute(str(v), scope) for k, v in step.get("with", {}).items()}
+            error = play_action(uses, folder, inputs, job_env, runner)
+            if error is not None:
+                result.result, result.log = "failure", error
             continue
         step_env = {k: substitute(str(v), scope) for k, v in step.get("env", {}).items()}
         with tempfile.NamedTemporaryFile("w", suffix=".out", delete=False) as output:
             output_path = Path(output.name)
         for command in commands:
             run_env = {**helpers.user_environment(), "CI": "true", "GITHUB_ACTIONS": "true",
-                       **extra_env, **env, **step_env, "GITHUB_OUTPUT": str(output_path),
+                       **extra_env, **job_env, **step_env, "GITHUB_OUTPUT": str(output_path),
+                       "GITHUB_ENV": str(environment_file),
                        "GITHUB_STEP_SUMMARY": str(summary)}  # fmt: skip
             completed = subprocess.run(
                 ["bash", "-e", "-o", "pipefail", "-c", substitute(command, scope)],
-                cwd=project, env=run_env, capture_output=True, text=True,
+                cwd=folder, env=run_env, capture_output=True, text=True,
                 timeout=helpers.STEP_TIMEOUT_SECONDS,
             )  # fmt: skip
             result.steps.append(command)
+            read_environment_file(environment_file, job_env)
             if completed.returncode != 0:
                 result.result = "failure"
                 result.log = (completed.stdout + completed.stderr)[-4000:]
@@ -115,15 +209,31 @@ def run_steps(
         if "id" in step:
             step_context[step["id"]] = {"outputs": read_outputs(output_path)}
         output_path.unlink(missing_ok=True)
+    environment_file.unlink(missing_ok=True)
     result.step_outputs = step_context
     return result
 
 
+def called_context(caller: dict, job: dict, workflow: dict) -> dict:
+    """A called workflow's context: the caller's `with:` as inputs, its `secrets:` only."""
+    triggers = workflow.get("on", workflow.get(True, {})) or {}
+    declared = (triggers.get("workflow_call") or {}).get("inputs", {}) or {}
+    inputs = {name: spec.get("default", "") for name, spec in declared.items()}
+    inputs.update({k: substitute(str(v), caller) for k, v in job.get("with", {}).items()})
+    given = job.get("secrets", {})
+    secrets = caller["secrets"] if given == "inherit" else {
+        k: substitute(str(v), caller) for k, v in (given or {}).items()}  # fmt: skip
+    return {**caller, "inputs": inputs, "secrets": secrets}
+
+
 def run_workflow(
-    project: Path, workflow: str, context: dict, extra_env: dict | None = None
-) -> dict[str, JobResult]:
+    project: Path, workflow: str, context: dict, extra_env: dict | None = None,
+    runner: Runner | None = None,
+) -> dict[str, JobResult]:  # fmt: skip
     """Run every job of a workflow file; return each job's result by id."""
     spec = yaml.safe_load((project / ".github" / "workflows" / workflow).read_text())
+    runner = runner or Runner(project.parent / "artifacts")
+    context = {"inputs": {}, **context}
     results: dict[str, JobResult] = {}
     summary = project.parent / "job-summary.md"
     for job_id, job in spec["jobs"].items():
@@ -139,14 +249,18 @@ def run_workflow(
             results[job_id] = JobResult("skipped")
             continue
         if "uses" in job:
-            called = run_workflow(project, Path(job["uses"]).name, context, extra_env)
+            name = Path(job["uses"]).name
+            called_spec = yaml.safe_load((project / ".github" / "workflows" / name).read_text())
+            called = run_workflow(project, name, called_context(scope, job, called_spec),
+                                  extra_env, runner)  # fmt: skip
             failed = any(r.result == "failure" for r in called.values())
             results[job_id] = JobResult("failure" if failed else "success")
             results.update({f"{job_id}/{k}": v for k, v in called.items()})
             continue
         env = {k: substitute(str(v), scope) for k, v in {**spec.get("env", {}),
                **job.get("env", {})}.items()}  # fmt: skip
-        outcome = run_steps(project, job["steps"], scope, env, summary, extra_env or {})
+        folder = runner.folder(project, job_id)
+        outcome = run_steps(folder, job["steps"], scope, env, summary, extra_env or {}, runner)
         step_scope = {**scope, "steps": outcome.step_outputs}
         outcome.outputs = {k: substitute(str(v), step_scope) for k, v in
                            job.get("outputs", {}).items()}  # fmt: skip
