@@ -1,12 +1,13 @@
 """Level 3's delivery, proven up to the cloud boundary.
 
 A level-3 project per deploy target is generated, locked, committed and
-cloned; its train and deploy workflows run here job by job (tests/workflows.py)
-against a shared registry (an MLflow store at an absolute path, named by the
-MLFLOW_TRACKING_URI secret). Only docker, gcloud and kubectl are stand-ins
-(tests/standins.py): they record each call, accept only the real flags, and
-start the project's own API where the real tool would start a container, a
-revision or a pod. Nothing in the generated project is stubbed.
+cloned; its train and deploy workflows run here job by job (tests/workflows.py),
+each job in a fresh clone of it as on a new runner, against a shared registry
+(an MLflow store at an absolute path, named by the MLFLOW_TRACKING_URI
+secret). Only docker, gcloud and kubectl are stand-ins (tests/standins.py):
+they record each call, accept only the real flags, and start the project's
+own API where the real tool would start a container, a revision or a pod.
+Nothing in the generated project is stubbed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import pytest
 
 from tests import helpers, standins, workflows
 
+# One worker builds the module's projects once (pyproject's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("delivery")
+
 PROJECT_NAME = "Churn Prediction"
 IMAGE = "churn-prediction"
 
@@ -30,6 +34,8 @@ class Cloud:
     """The stand-ins' folder, call log and state, and the shared registry."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
+        self.runs = 0
         self.bin = standins.install(root / "bin")
         self.log = root / "calls.jsonl"
         self.state = root / "state.json"
@@ -76,8 +82,22 @@ def cloud(tmp_path_factory):
     standins.stop_all(made.state)
 
 
+def runner(project: Path, cloud: Cloud) -> workflows.Runner:
+    """Each job on a new runner: a fresh clone of the project, nothing else."""
+    cloud.runs += 1
+    folder = cloud.root / "runs" / str(cloud.runs)
+    jobs = iter(range(1, 100))
+
+    def checkout(job: str) -> Path:
+        return helpers.clone(project, folder / f"{next(jobs):02d}-{job}" / "project")
+
+    return workflows.Runner(folder / "artifacts", checkout)
+
+
 def run(project: Path, cloud: Cloud, workflow: str, **extra: str) -> dict:
-    return workflows.run_workflow(project, workflow, cloud.context(), cloud.env(**extra))
+    return workflows.run_workflow(
+        project, workflow, cloud.context(), cloud.env(**extra), runner(project, cloud)
+    )
 
 
 def assert_success(results: dict, *jobs: str) -> None:
@@ -114,7 +134,8 @@ def test_train_promotes_and_deploys_the_champion_image(container, cloud):
     assert [call["argv"][-1] for call in runs] == [tag, tag]  # staging, production
     pushed = [call["argv"][-1] for call in cloud.calls("push")]
     assert pushed[-2:] == [f"ghcr.io/team/{IMAGE}:staging", f"ghcr.io/team/{IMAGE}:production"]
-    live = json.loads((project / "reports" / "deploy-production.json").read_text())
+    production = results["deploy/production"].folder
+    live = json.loads((production / "reports" / "deploy-production.json").read_text())
     assert (live["outcome"], live["version"], live["image"]) == ("live", "1", tag)
 
 
@@ -135,7 +156,7 @@ def test_a_second_clone_sharing_the_registry_is_refused_and_the_champion_stays(
     assert results["deploy"].result == "skipped"  # a refusal is not a failure either
     assert results["report-failure"].result == "skipped"
     assert cloud.calls() == []
-    gate = json.loads((other / "reports" / "gate.json").read_text())
+    gate = json.loads((results["train"].folder / "reports" / "gate.json").read_text())
     checks = {check["name"]: check["passed"] for check in gate["checks"]}
     assert checks == {"canvas metric": True, "latency": True, "beats the champion": False}
     assert gate["champion"]["version"] == "1"
@@ -156,7 +177,8 @@ def test_a_failed_smoke_test_moves_no_tag(container, cloud):
     assert results["staging"].result == "failure"
     assert results["production"].result == "skipped"
     assert not [c for c in cloud.calls("push") if c["argv"][-1].endswith(":staging")]
-    record = json.loads((project / "reports" / "deploy-staging.json").read_text())
+    staging = results["staging"].folder
+    record = json.loads((staging / "reports" / "deploy-staging.json").read_text())
     assert record["outcome"] == "rolled back" and "smoke" in record["error"]
 
 
@@ -195,7 +217,7 @@ def test_a_failed_training_opens_an_issue_with_a_link_to_the_run(container, clou
     api = f"http://127.0.0.1:{server.server_port}"
     try:
         results = workflows.run_workflow(
-            project, "train.yml", context, cloud.env(GITHUB_API_URL=api)
+            project, "train.yml", context, cloud.env(GITHUB_API_URL=api), runner(project, cloud)
         )
     finally:
         server.shutdown()
