@@ -31,6 +31,7 @@ RELEASES = (
     ("0.2.0", "a658e6464d1b1fa1ff56cd710124b8c1b6017e1a"),
     ("0.3.0", "17e0eae3469b7d35466395a0ae4913afb2bbc236"),
     ("0.4.0", "07c13239a683fdbeb67ecbf9841a6b9d6b32035f"),
+    ("0.5.0", "f9a4c3844d520d96ca0c164494ac0c5e04c7f9b0"),
 )
 PREVIOUS_RELEASE = RELEASES[-1]
 

@@ -126,10 +126,19 @@ def level3_edits(project: Path, layout: str) -> None:
     )
 
 
+def level4_edits(project: Path, layout: str) -> None:
+    replace_once(
+        project / "monitoring.yaml",
+        "  retention_days: 90\n",
+        "  retention_days: 30 # the clinics' privacy rule (Ana)\n",
+    )
+
+
 EDITS_BY_LEVEL: dict[int, Callable[[Path, str], None]] = {
     1: level1_edits,
     2: level2_edits,
     3: level3_edits,
+    4: level4_edits,
 }
 
 
@@ -182,7 +191,8 @@ UPDATES = [
     Update("current", 2, 4, representative=False),
     Update("current", 1, 4, representative=False),
     # From the previous release, climbing as well: both promises in one project.
-    Update(PREVIOUS, 3, 4, representative=True),
+    Update(PREVIOUS, 4, 4, representative=True),
+    Update(PREVIOUS, 3, 4, representative=False),
     Update(PREVIOUS, 2, 2, representative=False),
     Update(PREVIOUS, 3, 3, representative=False),
     Update(PREVIOUS, 2, 3, representative=False),
@@ -252,6 +262,9 @@ def test_update_keeps_team_edits(updated):
         assert "margin: 0.01 # the team's bar" in (project / "deploy.yaml").read_text()
         app = (project / f"src/{PACKAGE}/serving/app.py").read_text(encoding="utf-8")
         assert "Team note: the clinic portal" in app
+    if update.start_level >= 4:
+        monitoring = (project / "monitoring.yaml").read_text(encoding="utf-8")
+        assert "retention_days: 30 # the clinics' privacy rule" in monitoring
 
 
 def test_update_matches_a_fresh_copy_with_the_same_edits(updated):
