@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import threading
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
-from tests import helpers, standins, workflows
+from tests import helpers, workflows
+from tests.cloud import Cloud as StandIns
 
 # One worker builds the module's projects once (pyproject's --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("delivery")
@@ -30,41 +30,13 @@ PROJECT_NAME = "Churn Prediction"
 IMAGE = "churn-prediction"
 
 
-class Cloud:
-    """The stand-ins' folder, call log and state, and the shared registry."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.runs = 0
-        self.bin = standins.install(root / "bin")
-        self.log = root / "calls.jsonl"
-        self.state = root / "state.json"
-        self.store = f"sqlite:///{root / 'registry' / 'mlflow.db'}"
-        (root / "registry").mkdir()
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {
-            "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
-            "STANDIN_LOG": str(self.log),
-            "STANDIN_STATE": str(self.state),
-            "GITHUB_REPOSITORY_OWNER": "Team",
-            "GITHUB_REPOSITORY": "Team/project",
-            "GITHUB_ACTOR": "ana",
-            "GITHUB_RUN_ID": "42",
-            **extra,
-        }
+class Cloud(StandIns):
+    """The stand-ins and registry, and the context of a push to the default branch."""
 
     def context(self) -> dict:
         return workflows.environment_context(
             Path("."), MLFLOW_TRACKING_URI=self.store, MODEL_API_TOKEN="s3cret"
         )
-
-    def calls(self, subcommand: str | None = None) -> list[dict]:
-        found = standins.calls(self.log)
-        return [c for c in found if subcommand is None or c["subcommand"] == subcommand]
-
-    def forget_calls(self) -> None:
-        self.log.unlink(missing_ok=True)
 
 
 def new_project(template: Path, tmp_path_factory, target: str) -> Path:
@@ -79,24 +51,12 @@ def new_project(template: Path, tmp_path_factory, target: str) -> Path:
 def cloud(tmp_path_factory):
     made = Cloud(tmp_path_factory.mktemp("cloud"))
     yield made
-    standins.stop_all(made.state)
-
-
-def runner(project: Path, cloud: Cloud) -> workflows.Runner:
-    """Each job on a new runner: a fresh clone of the project, nothing else."""
-    cloud.runs += 1
-    folder = cloud.root / "runs" / str(cloud.runs)
-    jobs = iter(range(1, 100))
-
-    def checkout(job: str) -> Path:
-        return helpers.clone(project, folder / f"{next(jobs):02d}-{job}" / "project")
-
-    return workflows.Runner(folder / "artifacts", checkout)
+    made.stop()
 
 
 def run(project: Path, cloud: Cloud, workflow: str, **extra: str) -> dict:
     return workflows.run_workflow(
-        project, workflow, cloud.context(), cloud.env(**extra), runner(project, cloud)
+        project, workflow, cloud.context(), cloud.env(**extra), cloud.runner(project)
     )
 
 
@@ -217,7 +177,7 @@ def test_a_failed_training_opens_an_issue_with_a_link_to_the_run(container, clou
     api = f"http://127.0.0.1:{server.server_port}"
     try:
         results = workflows.run_workflow(
-            project, "train.yml", context, cloud.env(GITHUB_API_URL=api), runner(project, cloud)
+            project, "train.yml", context, cloud.env(GITHUB_API_URL=api), cloud.runner(project)
         )
     finally:
         server.shutdown()
@@ -239,7 +199,7 @@ def cloud_run(template, tmp_path_factory):
     cloud = Cloud(tmp_path_factory.mktemp("cloud-run"))
     project = new_project(template, tmp_path_factory, "cloud-run")
     yield project, cloud, run(project, cloud, "train.yml")
-    standins.stop_all(cloud.state)
+    cloud.stop()
 
 
 def traffic_calls(cloud: Cloud) -> list[list[str]]:
@@ -286,7 +246,7 @@ def kubernetes(template, tmp_path_factory):
     cloud = Cloud(tmp_path_factory.mktemp("kubernetes"))
     project = new_project(template, tmp_path_factory, "kubernetes")
     yield project, cloud, run(project, cloud, "train.yml")
-    standins.stop_all(cloud.state)
+    cloud.stop()
 
 
 @pytest.mark.slow

@@ -20,11 +20,11 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import signal
 import sqlite3
 import subprocess
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 from tests import gitlab_pipeline, helpers, standins, workflows
+from tests.cloud import Cloud
 
 # One worker builds the module's projects once (pyproject's --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("monitor-workflow")
@@ -45,7 +46,7 @@ TOKEN = "s3cret"
 
 
 class Production:
-    """The team's registry, cloud stand-ins and published log, and a clone per job."""
+    """A level-4 project, a team member's clone, the cloud, and the team's storage."""
 
     def __init__(self, template: Path, root: Path, answers: dict) -> None:
         self.root = root
@@ -54,41 +55,13 @@ class Production:
                                                       "level": 4, **answers})  # fmt: skip
         helpers.lock_and_commit(self.origin)
         self.team = helpers.clone(self.origin, root / "team" / "project")
-        self.store = f"sqlite:///{root / 'registry' / 'mlflow.db'}"
-        (root / "registry").mkdir()
-        self.bin = standins.install(root / "bin")
-        self.calls_log = root / "calls.jsonl"
-        self.state = root / "state.json"
+        self.cloud = Cloud(root / "cloud")
+        self.store = self.cloud.store
         self.storage = root / "storage"  # where the team publishes its copy of the log
         self.storage.mkdir()
-        self.bigquery = root / "bigquery.jsonl"
-        self.bigquery.touch()
-        self.jobs = 0
-
-    # --- where jobs run --------------------------------------------------------------
-
-    def fresh_clone(self, job: str) -> Path:
-        """A new runner: the committed project, nothing else."""
-        self.jobs += 1
-        return helpers.clone(self.origin, self.root / "runners" / f"{self.jobs:02d}-{job}" / "p")
 
     def runner(self, name: str) -> workflows.Runner:
-        return workflows.Runner(self.root / "artifacts" / name, self.fresh_clone)
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {
-            "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
-            "STANDIN_LOG": str(self.calls_log),
-            "STANDIN_STATE": str(self.state),
-            "STANDIN_BIGQUERY": str(self.bigquery),
-            "GITHUB_REPOSITORY_OWNER": "Team",
-            "GITHUB_REPOSITORY": "Team/project",
-            "GITHUB_RUN_ID": "43",
-            **extra,
-        }
-
-    def calls(self, subcommand: str) -> list[dict]:
-        return [c for c in standins.calls(self.calls_log) if c["subcommand"] == subcommand]
+        return self.cloud.runner(self.origin, name)
 
     # --- the team's side -------------------------------------------------------------
 
@@ -100,11 +73,17 @@ class Production:
         self.team_runs("uv run poe sample-data && uv run poe pipeline")
         self.team_runs("uv run poe release --promote && uv run poe export")
 
+    def team_python(self, script: str) -> str:
+        """What a line of Python prints in the team's environment (stdout only)."""
+        env = helpers.user_environment(MLFLOW_TRACKING_URI=self.store)
+        done = subprocess.run([".venv/bin/python", "-c", script], cwd=self.team, env=env,
+                              capture_output=True, text=True, check=True)  # fmt: skip
+        return done.stdout.strip().splitlines()[-1]
+
     def hurtful_shift(self) -> str:
         """The loop's own choice: the numeric feature whose shift hurts the champion most."""
         script = f"from {PACKAGE}.monitoring import loop; print(loop.choose_shift(None)[0].column)"
-        column = self.team_runs(f"uv run python -c '{script}'").strip().splitlines()[-1]
-        return f"{column}=+3"
+        return f"{self.team_python(script)}=+3"
 
     def simulate(self, url_or_start: str, shift: str | None, **env: str) -> str:
         """Drifted traffic: the test split, shifted. Stable traffic: the training rows.
@@ -149,7 +128,7 @@ class Production:
                 server.wait(timeout=30)
         now = datetime.now(UTC).isoformat()
         entries = [{"timestamp": now, "jsonPayload": record} for record in json_lines(stdout)]
-        self.bigquery.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+        self.cloud.bigquery.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
         return sum(entry["jsonPayload"]["type"] == "prediction" for entry in entries)
 
     # --- the registry ----------------------------------------------------------------
@@ -159,7 +138,7 @@ class Production:
 
     def data_md5_of_champion(self) -> str:
         script = f"from {PACKAGE}.monitoring import loop; print(loop.champion_version()[1])"
-        return self.team_runs(f"uv run python -c '{script}'").strip().splitlines()[-1]
+        return self.team_python(script)
 
 
 def json_lines(path: Path) -> list[dict]:
@@ -175,15 +154,15 @@ def json_lines(path: Path) -> list[dict]:
 
 
 def wait_ready(url: str, seconds: float = 60.0) -> None:
-    deadline = datetime.now(UTC).timestamp() + seconds
-    while datetime.now(UTC).timestamp() < deadline:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             pass
-        threading.Event().wait(0.3)
+        time.sleep(0.3)
     raise AssertionError(f"the API at {url} was not ready in {seconds:.0f} s")
 
 
@@ -242,7 +221,7 @@ def container(template, tmp_path_factory, storage_server):
                             {"ci": "github", "deploy_target": "container"})  # fmt: skip
     production.train_champion()
     yield production, storage_server(production.storage)
-    standins.stop_all(production.state)
+    production.cloud.stop()
 
 
 @pytest.mark.slow
@@ -253,9 +232,10 @@ def test_drifted_traffic_retrains_through_the_gate_and_deploys_the_new_champion(
     production.publish_sqlite_log(shift)
     url = f"{storage_url}/predictions.db"
 
+    runner = production.runner("drifted")
     results = workflows.run_workflow(
         production.team, "monitor.yml", context(production, "schedule", PREDICTION_LOG_URL=url),
-        production.env(), production.runner("drifted"),
+        production.cloud.env(), runner,
     )  # fmt: skip
 
     assert_success(results, "monitor")
@@ -263,7 +243,7 @@ def test_drifted_traffic_retrains_through_the_gate_and_deploys_the_new_champion(
     assert monitor.outputs["retrain"] == "true", monitor.outputs
     drift = json.loads((monitor.folder / "reports" / "drift.json").read_text())
     assert shift.split("=")[0] in drift["drifted_features"]
-    artifact = production.root / "artifacts" / "drifted" / "training-data"
+    artifact = runner.artifacts / "training-data"
     handed = sorted(path.name for path in artifact.iterdir())
     assert handed == ["dataset.csv", "dataset.csv.dvc", "feedback-ids.txt", "feedback-ids.txt.dvc"]
 
@@ -276,7 +256,7 @@ def test_drifted_traffic_retrains_through_the_gate_and_deploys_the_new_champion(
     new_data = dvc_md5(trained_on / "dataset.csv.dvc")
     assert production.data_md5_of_champion() == new_data != champion_data
     assert "2        challenger,champion" in production.versions()
-    (build,) = production.calls("build")
+    (build,) = production.cloud.calls("build")
     assert "ghcr.io/team/churn-prediction:model-2" in build["argv"]
 
 
@@ -288,16 +268,17 @@ def test_a_stable_window_retrains_nothing(container):
     url = f"{storage_url}/predictions.db"
     before = production.versions()
 
+    runner = production.runner("stable")
     results = workflows.run_workflow(
         production.team, "monitor.yml", context(production, "schedule", PREDICTION_LOG_URL=url),
-        production.env(), production.runner("stable"),
+        production.cloud.env(), runner,
     )  # fmt: skip
 
     assert_success(results, "monitor")
     assert results["monitor"].outputs["retrain"] == "false", results["monitor"].outputs
     assert results["retrain"].result == "skipped"
-    assert not (production.root / "artifacts" / "stable" / "training-data").exists()
-    reports = production.root / "artifacts" / "stable" / "monitor-reports"
+    assert not (runner.artifacts / "training-data").exists()
+    reports = runner.artifacts / "monitor-reports"
     assert {"monitor.md", "drift.json", "performance.json"} <= {p.name for p in reports.iterdir()}
     assert production.versions() == before
 
@@ -308,7 +289,7 @@ def test_without_the_published_log_the_monitor_says_what_is_missing(container):
 
     results = workflows.run_workflow(
         production.team, "monitor.yml", context(production, "workflow_dispatch"),
-        production.env(), production.runner("no-url"),
+        production.cloud.env(), production.runner("no-url"),
     )  # fmt: skip
 
     assert results["monitor"].result == "failure"
@@ -325,7 +306,7 @@ def cloud_run(template, tmp_path_factory):
                             {"ci": "github", "deploy_target": "cloud-run"})  # fmt: skip
     production.train_champion()
     yield production
-    standins.stop_all(production.state)
+    production.cloud.stop()
 
 
 @pytest.mark.slow
@@ -334,12 +315,12 @@ def test_cloud_run_reads_the_window_from_bigquery_with_the_keyless_credentials(c
     predictions = production.log_to_bigquery(shift=None)
 
     results = workflows.run_workflow(
-        production.team, "monitor.yml", context(production, "schedule"), production.env(),
+        production.team, "monitor.yml", context(production, "schedule"), production.cloud.env(),
         production.runner("bigquery"),
     )  # fmt: skip
 
     assert_success(results, "monitor")
-    queries = production.calls("query")
+    queries = production.cloud.calls("query")
     assert len(queries) == 2  # the predictions, then the feedback
     table = "`my-gcp-project.predictions.run_googleapis_com_stdout`"
     assert all(table in call["argv"][-1] for call in queries)
@@ -385,8 +366,8 @@ def test_gitlab_schedule_on_a_stable_window_holds_the_train_job(gitlab):
     variables = {**SCHEDULE, "PREDICTION_LOG_URL": url, "MLFLOW_TRACKING_URI": production.store}
 
     results = gitlab_pipeline.run_pipeline(
-        production.team, ["monitor", "train"], variables, production.env(),
-        production.fresh_clone,
+        production.team, ["monitor", "train"], variables, production.cloud.env(),
+        production.runner("gitlab").checkout,
     )  # fmt: skip
 
     assert results["monitor"].result == "success", results["monitor"].output
@@ -405,8 +386,8 @@ def test_gitlab_run_by_hand_with_force_retrain_trains_on_the_feedback(gitlab):
                  "MLFLOW_TRACKING_URI": production.store}  # fmt: skip
 
     results = gitlab_pipeline.run_pipeline(
-        production.team, ["monitor", "train"], variables, production.env(),
-        production.fresh_clone,
+        production.team, ["monitor", "train"], variables, production.cloud.env(),
+        production.runner("gitlab").checkout,
     )  # fmt: skip
 
     assert results["monitor"].result == "success", results["monitor"].output
