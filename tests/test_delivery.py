@@ -127,6 +127,7 @@ def test_a_second_clone_sharing_the_registry_is_refused_and_the_champion_stays(
 
 
 @pytest.mark.slow
+@pytest.mark.full_matrix  # a rollback: the scheduled workflow (each job a fresh runner)
 def test_a_failed_smoke_test_moves_no_tag(container, cloud):
     project, _ = container
     cloud.forget_calls()
@@ -225,6 +226,7 @@ def test_cloud_run_smoke_tests_each_new_revision_before_it_takes_traffic(cloud_r
 
 
 @pytest.mark.slow
+@pytest.mark.full_matrix  # a rollback: the scheduled workflow (each job a fresh runner)
 def test_cloud_run_rolls_the_traffic_back_when_the_smoke_test_fails(cloud_run):
     project, cloud, _ = cloud_run
     cloud.forget_calls()
@@ -261,6 +263,7 @@ def test_kubernetes_applies_the_image_waits_and_smoke_tests(kubernetes):
 
 
 @pytest.mark.slow
+@pytest.mark.full_matrix  # a rollback: the scheduled workflow (each job a fresh runner)
 def test_kubernetes_undoes_a_rollout_that_does_not_finish(kubernetes):
     project, cloud, _ = kubernetes
     cloud.forget_calls()
