@@ -360,15 +360,20 @@ def test_gitlab_merges_the_monitor_hold_into_the_level_3_train_job(template, tmp
     assert train["script"][-1] == "uv run poe release $PROMOTE"  # level 3's, kept
 
 
+def monitor_then_train(production: Production, variables: dict[str, str]) -> dict:
+    """The monitor job, then the train job that waits for it, each on a new runner."""
+    return gitlab_pipeline.run_pipeline(
+        production.team, ["monitor", "train"], variables, production.cloud.env(),
+        production.runner("gitlab").checkout,
+    )  # fmt: skip
+
+
 @pytest.mark.slow
 def test_gitlab_schedule_on_a_stable_window_holds_the_train_job(gitlab):
     production, url = gitlab
     variables = {**SCHEDULE, "PREDICTION_LOG_URL": url, "MLFLOW_TRACKING_URI": production.store}
 
-    results = gitlab_pipeline.run_pipeline(
-        production.team, ["monitor", "train"], variables, production.cloud.env(),
-        production.runner("gitlab").checkout,
-    )  # fmt: skip
+    results = monitor_then_train(production, variables)
 
     assert results["monitor"].result == "success", results["monitor"].output
     assert results["monitor"].dotenv["RETRAIN"] == "false"
@@ -385,10 +390,7 @@ def test_gitlab_run_by_hand_with_force_retrain_trains_on_the_feedback(gitlab):
                  "FORCE_RETRAIN": "true", "PREDICTION_LOG_URL": url,
                  "MLFLOW_TRACKING_URI": production.store}  # fmt: skip
 
-    results = gitlab_pipeline.run_pipeline(
-        production.team, ["monitor", "train"], variables, production.cloud.env(),
-        production.runner("gitlab").checkout,
-    )  # fmt: skip
+    results = monitor_then_train(production, variables)
 
     assert results["monitor"].result == "success", results["monitor"].output
     assert results["monitor"].dotenv["RETRAIN"] == "true"
