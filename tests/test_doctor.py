@@ -358,7 +358,25 @@ def test_the_prediction_log_is_counted_where_prediction_log_path_says(tmp_path):
     )
     project = a_project(tmp_path, level=4, env={"PREDICTION_LOG_PATH": str(log)})
     assert doctor.check_prediction_log(project, 4).status == "pass"
-    assert doctor.check_prediction_log(a_project(tmp_path, level=4), 4).status == "fail"
+
+
+def test_no_prediction_logged_yet_is_not_a_gap_but_an_unreadable_log_is(tmp_path):
+    """The API writes the log when it serves: a project not serving yet meets level 4."""
+    assert doctor.check_prediction_log(a_project(tmp_path, level=4), 4).status == "info"
+    log = tmp_path / "broken.db"
+    log.write_text("not a database")
+    project = a_project(tmp_path, level=4, env={"PREDICTION_LOG_PATH": str(log)})
+    assert doctor.check_prediction_log(project, 4).status == "fail"
+
+
+def test_the_verdict_gives_one_command_for_every_gap(fresh_reports):
+    project, _ = fresh_reports[3]
+    text = run_doctor(project).stdout
+    assert (
+        "To meet level 3, run: uv run poe sample-data && uv run poe push"
+        " && uv run pre-commit install && uv run poe pipeline && uv run poe release --promote"
+        " && uv run poe export"
+    ) in text, text
 
 
 class ReadyHandler(http.server.BaseHTTPRequestHandler):

@@ -109,7 +109,10 @@ def test_every_documented_command_runs_as_written(generate, case, tmp_path):
     project = fresh_copy(generate, case, tmp_path)
     commands = documented_commands(project)
     assert len(commands) > 10, commands
-    for source, command, from_table in commands:
+    set_up = len(readme_set_up(project))
+    for index, (source, command, from_table) in enumerate(commands):
+        if index == set_up:
+            assert_doctor_after_set_up(project, case.level)
         if skip_reason(command, source, from_table):
             continue
         result = run_as_user(project, command)
@@ -124,6 +127,26 @@ def test_every_documented_command_runs_as_written(generate, case, tmp_path):
     # Every file the commands wrote is either committed or ignored.
     untracked = helpers.git(project, "status", "--porcelain", "--untracked-files=all")
     assert not [line for line in untracked.splitlines() if line.startswith("??")]
+
+
+def readme_set_up(project: Path) -> list[str]:
+    """The commands of the README's first console block: the set-up."""
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    block = CONSOLE_BLOCK.search(readme)
+    assert block is not None, "the README has no set-up block"
+    return [line.strip() for line in block["body"].splitlines() if line.strip()]
+
+
+def assert_doctor_after_set_up(project: Path, level: int) -> None:
+    """After the README's set-up the doctor finds the claimed level, or names the one
+    command that gets there (a first champion, from level 3)."""
+    report = run_as_user(project, "uv run poe doctor")
+    text = report.stdout + report.stderr
+    assert report.returncode == 0, text
+    if level < 3:
+        assert f"claimed level {level} (from .copier-answers.yml); meets level {level}" in text
+    else:
+        assert f"To meet level {level}, run: uv run poe release --promote\n" in text, text
 
 
 def md5(path: Path) -> str:
