@@ -220,9 +220,15 @@ def updated(request, template: Path, tmp_path_factory: pytest.TempPathFactory):
     helpers.update_project(project, {"level": update.end_level})
 
     fresh = tmp_path_factory.mktemp(f"{update.id}-fresh") / "project"
+    # The same answers: an update keeps the recorded ones (releases before 0.6.0
+    # named the default DVC remote after the package, not the folder).
+    recorded_remote = helpers.recorded_answers(project)["data_remote_url"]
     helpers.copy_template(
-        template, fresh, {"project_name": PROJECT_NAME, "level": update.end_level}
-    )
+        template,
+        fresh,
+        {"project_name": PROJECT_NAME, "level": update.end_level,
+         "data_remote_url": recorded_remote},
+    )  # fmt: skip
     apply_team_edits(fresh, update.start_level, "0.2")
     return update, project, fresh
 
