@@ -12,8 +12,12 @@ external = load("release.external")
 
 
 def failing(stderr: str = "", stdout: str = "") -> list[str]:
-    """A tool that writes these lines and exits 1."""
-    script = f"import sys; sys.stdout.write({stdout!r}); sys.stderr.write({stderr!r}); sys.exit(1)"
+    """A tool that writes these lines and exits 1 (its command line does not hold them)."""
+    out, err = stdout.encode().hex(), stderr.encode().hex()
+    script = (
+        f"import sys; sys.stdout.write(bytes.fromhex('{out}').decode()); "
+        f"sys.stderr.write(bytes.fromhex('{err}').decode()); sys.exit(1)"
+    )
     return [sys.executable, "-c", script]
 
 
