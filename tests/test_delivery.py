@@ -5,23 +5,31 @@ cloned; its train and deploy workflows run here job by job (tests/workflows.py),
 each job in a fresh clone of it as on a new runner, against a shared registry
 (an MLflow store at an absolute path, named by the MLFLOW_TRACKING_URI
 secret). Only docker, gcloud and kubectl are stand-ins (tests/standins.py):
-they record each call, accept only the real flags, and start the project's
-own API where the real tool would start a container, a revision or a pod.
-Nothing in the generated project is stubbed.
+they record each call, accept only the real flags, answer with the real
+tools' words, and start the project's own API where the real tool would
+start a container, a revision or a pod (behind Cloud Run's IAM for a private
+service). Nothing in the generated project is stubbed. The GitLab jobs of
+delivery need a Docker engine (docker:dind) and are checked as written.
 """
 
 from __future__ import annotations
 
 import http.server
 import json
+import os
+import subprocess
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+import yaml
 
 from tests import helpers, workflows
 from tests.cloud import Cloud as StandIns
+from tests.cloud import setup_gcloud_components
 
 # One worker builds the module's projects once (pyproject's --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("delivery")
@@ -55,9 +63,8 @@ def cloud(tmp_path_factory):
 
 
 def run(project: Path, cloud: Cloud, workflow: str, **extra: str) -> dict:
-    return workflows.run_workflow(
-        project, workflow, cloud.context(), cloud.env(**extra), cloud.runner(project)
-    )
+    env = cloud.env(setup_gcloud_components(project, workflow), **extra)
+    return workflows.run_workflow(project, workflow, cloud.context(), env, cloud.runner(project))
 
 
 def assert_success(results: dict, *jobs: str) -> None:
@@ -207,12 +214,28 @@ def traffic_calls(cloud: Cloud) -> list[list[str]]:
     return [c["argv"] for c in cloud.calls("run services update-traffic")]
 
 
+def service_url(cloud: Cloud, environment: str) -> str:
+    state = json.loads(cloud.state.read_text())
+    return state["services"][f"{IMAGE}-{environment}"]["url"]
+
+
 @pytest.mark.slow
-def test_cloud_run_smoke_tests_each_new_revision_before_it_takes_traffic(cloud_run):
+def test_cloud_run_creates_each_private_service_on_the_first_deployment(cloud_run):
+    """A missing service is found missing by listing it, not by an error's wording."""
     project, cloud, first = cloud_run
     assert_success(first, "train", "deploy/build", "deploy/staging", "deploy/production")
     registry = "europe-west1-docker.pkg.dev/my-gcp-project/ml-models"
     assert f"{registry}/{IMAGE}:{commit_of(project)[:12]}" in cloud.calls("build")[0]["argv"]
+    listed = [c["argv"] for c in cloud.calls("run services list")]
+    assert f"--filter=metadata.name={IMAGE}-staging" in listed[0]
+    deploys = cloud.calls("run deploy")
+    assert [("--no-traffic" in c["argv"]) for c in deploys] == [False, False]  # new services
+    assert all("--no-allow-unauthenticated" in c["argv"] for c in deploys)
+
+
+@pytest.mark.slow
+def test_cloud_run_smoke_tests_each_new_revision_before_it_takes_traffic(cloud_run):
+    project, cloud, _ = cloud_run
     cloud.forget_calls()
 
     again = run(project, cloud, "deploy-cloud-run.yml")  # now the services exist
@@ -223,6 +246,63 @@ def test_cloud_run_smoke_tests_each_new_revision_before_it_takes_traffic(cloud_r
     splits = [arg for call in traffic_calls(cloud) for arg in call if arg.startswith("--to-tags")]
     assert splits == ["--to-tags=candidate=10"]
     assert "--to-latest" in traffic_calls(cloud)[-1]
+
+
+@pytest.mark.slow
+def test_the_smoke_tests_send_an_identity_token_for_the_private_service(cloud_run):
+    """Minted for the service's URL by the CI's service account (keyless credentials
+    cannot mint one themselves), and sent where Cloud Run's IAM reads it first."""
+    _, cloud, _ = cloud_run
+
+    minted = [c["argv"] for c in cloud.calls("auth print-identity-token")]
+
+    audiences = {environment: f"--audiences={service_url(cloud, environment)}"
+                 for environment in ("staging", "production")}  # fmt: skip
+    assert any(audiences["staging"] in argv for argv in minted)
+    assert any(audiences["production"] in argv for argv in minted)
+    assert all("--impersonate-service-account=sa@example" in argv for argv in minted)
+
+
+@pytest.mark.slow
+def test_a_private_cloud_run_service_refuses_a_caller_without_an_identity_token(cloud_run):
+    _, cloud, _ = cloud_run
+    url = service_url(cloud, "production")
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{url}/ready", timeout=10)
+
+    assert refused.value.code == 403
+    page = refused.value.read().decode()
+    assert "Your client does not have permission to get URL <code>/ready</code>" in page
+
+
+@pytest.mark.slow
+def test_a_public_cloud_run_service_is_deployed_and_smoke_tested_without_a_token(
+    cloud_run, tmp_path
+):
+    """deploy.yaml `delivery.cloud_run.public: true`: --allow-unauthenticated, no token."""
+    _, cloud, first = cloud_run
+    folder = first["deploy/staging"].folder
+    settings = yaml.safe_load((folder / "deploy.yaml").read_text())
+    settings["delivery"]["cloud_run"]["public"] = True
+    (folder / "deploy.yaml").write_text(yaml.safe_dump(settings))
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({"type": "external_account"}))
+    image = first["deploy/build"].outputs["image"]
+    cloud.forget_calls()
+
+    helpers.run_step(
+        folder,
+        helpers.Step("deploy", f"uv run poe deploy --environment staging --image {image}"),
+        cloud.env(MODEL_API_TOKEN="s3cret",
+                  CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE=str(credentials)),
+    )  # fmt: skip
+
+    (deploy,) = cloud.calls("run deploy")
+    assert "--allow-unauthenticated" in deploy["argv"]
+    assert cloud.calls("auth print-identity-token") == []
+    with urllib.request.urlopen(f"{service_url(cloud, 'staging')}/ready", timeout=10) as answer:
+        assert answer.status == 200
 
 
 @pytest.mark.slow
@@ -262,6 +342,42 @@ def test_kubernetes_applies_the_image_waits_and_smoke_tests(kubernetes):
     assert cloud.calls("rollout undo") == []
 
 
+def test_kubectl_without_the_gke_auth_plugin_fails_as_the_real_one(tmp_path):
+    """get-credentials succeeds with a warning; every kubectl call then fails."""
+    cloud = StandIns(tmp_path)
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({"type": "external_account"}))
+    env = {**os.environ, **cloud.env(CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE=str(credentials))}
+    manifests = tmp_path / "k8s"
+    manifests.mkdir()
+    (manifests / "deployment.yaml").write_text("kind: Deployment\n")
+
+    fetched = subprocess.run(
+        ["gcloud", "container", "clusters", "get-credentials", "ml-cluster", "--region", "r1",
+         "--project", "p1"], env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    applied = subprocess.run(
+        ["kubectl", "--namespace", "staging", "apply", "--filename", str(manifests)],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+
+    assert fetched.returncode == 0 and "CRITICAL: ACTION REQUIRED" in fetched.stderr
+    assert applied.returncode == 1
+    assert "exec: executable gke-gcloud-auth-plugin not found" in applied.stderr
+
+
+def test_the_kubernetes_deploy_jobs_install_the_gke_auth_plugin(template, tmp_path):
+    project = tmp_path / "project"
+    helpers.copy_template(template, project, {"level": 3, "deploy_target": "kubernetes"})
+
+    assert setup_gcloud_components(project, "deploy-kubernetes.yml") == {"gke-gcloud-auth-plugin"}
+    spec = yaml.safe_load((project / ".github/workflows/deploy-kubernetes.yml").read_text())
+    for name in ("staging", "production"):  # the jobs that run kubectl
+        setup = [step for step in spec["jobs"][name]["steps"]
+                 if "setup-gcloud" in step.get("uses", "")]  # fmt: skip
+        assert setup[0]["with"]["install_components"] == "gke-gcloud-auth-plugin", name
+
+
 @pytest.mark.slow
 @pytest.mark.full_matrix  # a rollback: the scheduled workflow (each job a fresh runner)
 def test_kubernetes_undoes_a_rollout_that_does_not_finish(kubernetes):
@@ -273,11 +389,27 @@ def test_kubernetes_undoes_a_rollout_that_does_not_finish(kubernetes):
     assert results["staging"].result == "failure"
     (undo,) = cloud.calls("rollout undo")
     assert undo["argv"][:2] == ["--namespace", "staging"]
+    log = results["staging"].log
+    assert f'error: deployment "{IMAGE}" exceeded its progress deadline' in log
 
 
 # --- what is scanned rather than run --------------------------------------------------
 
 KUBERNETES_VERSIONS = ("1.31.0", "1.32.0", "1.33.0", "1.34.0")  # the supported ones
+
+
+def test_the_autoscaler_alone_sets_the_number_of_pods(template, tmp_path):
+    """A `replicas:` in the Deployment would reset the autoscaler's count at every apply
+    (Kubernetes docs, Horizontal Pod Autoscaling: migrating Deployments)."""
+    project = tmp_path / "project"
+    helpers.copy_template(template, project, {"level": 3, "deploy_target": "kubernetes"})
+
+    deployment = yaml.safe_load((project / "k8s" / "deployment.yaml").read_text())
+    autoscaler = yaml.safe_load((project / "k8s" / "hpa.yaml").read_text())
+
+    assert "replicas" not in deployment["spec"]
+    target = autoscaler["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
 
 
 def test_the_kubernetes_manifests_are_valid_and_pass_checkov(template, tmp_path):
@@ -296,3 +428,58 @@ def test_the_kubernetes_manifests_are_valid_and_pass_checkov(template, tmp_path)
     )  # fmt: skip
     summary = json.loads(scan.stdout)["summary"]
     assert summary["failed"] == 0, scan.stdout  # skipped findings carry their reason
+
+
+# --- GitLab: the delivery jobs as written (they need docker:dind to run) ------------------
+
+TARGETS = ("container", "cloud-run", "kubernetes")
+PROMOTED_CHECK = '[ "$PROMOTED" = "true" ]'
+
+
+def gitlab_project(template: Path, folder: Path, **answers: object) -> dict:
+    project = folder / "project"
+    helpers.copy_template(template, project, {"ci": "gitlab", "level": 3, **answers})
+    return helpers.gitlab_config(project)
+
+
+@pytest.mark.parametrize("orchestrator", ["local", "vertex"])
+def test_gitlab_trains_on_a_changed_input_only_in_push_pipelines(template, tmp_path, orchestrator):
+    """`changes:` holds in every pipeline that is not a push (GitLab docs, rules:changes):
+    the pipeline the kfp exit handler triggers to deploy must not train again."""
+    config = gitlab_project(template, tmp_path, orchestrator=orchestrator)
+
+    for name in ("train", "notify-failure"):
+        rules = [rule for rule in config[name]["rules"] if "changes" in rule]
+        assert rules, name
+        for rule in rules:
+            assert rule["if"].startswith('$CI_PIPELINE_SOURCE == "push" && '), (name, rule)
+
+
+@pytest.mark.parametrize("level", [3, 4])
+def test_gitlab_cluster_training_gives_the_client_libraries_its_credentials(
+    template, tmp_path, level
+):
+    """`gcloud auth login --cred-file` is gcloud's account only: Vertex AI's SDK
+    (pipeline-submit) reads Application Default Credentials."""
+    config = gitlab_project(template, tmp_path, level=level, orchestrator="vertex")
+
+    train = config["train"]
+    written = [line for line in train["before_script"] if "create-cred-config" in line]
+    assert written and "--output-file=.gcp-credentials.json" in written[0]
+    expected = "$CI_PROJECT_DIR/.gcp-credentials.json"
+    assert train["variables"]["GOOGLE_APPLICATION_CREDENTIALS"] == expected
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_gitlab_deploy_decides_before_it_provisions(template, tmp_path, target):
+    config = gitlab_project(template, tmp_path, deploy_target=target)
+
+    steps = [line for line in config[".deploy"]["before_script"] if not line.startswith("#")]
+    assert steps[0].startswith(PROMOTED_CHECK), steps[0]
+
+
+def test_gitlab_kubernetes_jobs_install_the_gke_auth_plugin(template, tmp_path):
+    config = gitlab_project(template, tmp_path, deploy_target="kubernetes")
+
+    installs = [line for line in config[".deploy"]["before_script"] if "apt-get install" in line]
+    assert any("google-cloud-cli-gke-gcloud-auth-plugin" in line for line in installs)

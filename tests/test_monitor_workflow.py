@@ -27,7 +27,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -43,6 +42,7 @@ PACKAGE = "churn_prediction"
 ROWS = 2500  # the loop's own traffic: drift's smallest window (2,000 rows), with room
 FEEDBACK_SHARE = "0.2"
 TOKEN = "s3cret"
+RECORDS = ("prediction", "feedback")  # the kinds of line the API prints with the stdout sink
 
 
 class Production:
@@ -59,6 +59,7 @@ class Production:
         self.store = self.cloud.store
         self.storage = root / "storage"  # where the team publishes its copy of the log
         self.storage.mkdir()
+        self._api_lines: dict[str | None, list[dict]] = {}
 
     def runner(self, name: str) -> workflows.Runner:
         return self.cloud.runner(self.origin, name)
@@ -109,8 +110,10 @@ class Production:
             source.backup(target)
         return copy
 
-    def log_to_bigquery(self, shift: str | None) -> int:
-        """Traffic to the API printing its records (Cloud Run's sink), routed to the table."""
+    def api_lines(self, shift: str | None) -> list[dict]:
+        """Traffic to the API printing its records (Cloud Run's log): its record lines."""
+        if shift in self._api_lines:
+            return self._api_lines[shift]
         port = standins.free_port()
         stdout = self.root / "api-stdout.jsonl"
         env = helpers.user_environment(PREDICTION_LOG_SINK="stdout", MODEL_API_TOKEN=TOKEN)
@@ -126,10 +129,14 @@ class Production:
             finally:
                 server.send_signal(signal.SIGTERM)
                 server.wait(timeout=30)
-        now = datetime.now(UTC).isoformat()
-        entries = [{"timestamp": now, "jsonPayload": record} for record in json_lines(stdout)]
-        self.cloud.bigquery.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
-        return sum(entry["jsonPayload"]["type"] == "prediction" for entry in entries)
+        self._api_lines[shift] = json_lines(stdout)
+        return self._api_lines[shift]
+
+    def log_to_bigquery(self, shift: str | None, kinds: tuple[str, ...] = RECORDS) -> list[dict]:
+        """The API's lines of these kinds, routed to the table by the Cloud Logging sink."""
+        lines = [line for line in self.api_lines(shift) if line["type"] in kinds]
+        self.cloud.log_to_bigquery(lines)
+        return lines
 
     # --- the registry ----------------------------------------------------------------
 
@@ -148,7 +155,7 @@ def json_lines(path: Path) -> list[dict]:
             record = json.loads(line)
         except ValueError:
             continue  # the server's own lines: Cloud Logging keeps them as text
-        if isinstance(record, dict) and record.get("type") in ("prediction", "feedback"):
+        if isinstance(record, dict) and record.get("type") in RECORDS:
             records.append(record)
     return records
 
@@ -312,7 +319,8 @@ def cloud_run(template, tmp_path_factory):
 @pytest.mark.slow
 def test_cloud_run_reads_the_window_from_bigquery_with_the_keyless_credentials(cloud_run):
     production = cloud_run
-    predictions = production.log_to_bigquery(shift=None)
+    lines = production.log_to_bigquery(shift=None)
+    predictions = [line for line in lines if line["type"] == "prediction"]
 
     results = workflows.run_workflow(
         production.team, "monitor.yml", context(production, "schedule"), production.cloud.env(),
@@ -325,11 +333,33 @@ def test_cloud_run_reads_the_window_from_bigquery_with_the_keyless_credentials(c
     table = "`my-gcp-project.predictions.run_googleapis_com_stdout`"
     assert all(table in call["argv"][-1] for call in queries)
     fetched = sqlite3.connect(results["monitor"].folder / "logs" / "predictions.db")
-    assert fetched.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == predictions
+    assert fetched.execute("SELECT COUNT(*) FROM predictions").fetchone()[0] == len(predictions)
     assert fetched.execute("SELECT COUNT(*) FROM feedback").fetchone()[0] > 0
+    # `time` came back from the entries' timestamps, where the logging agent put it
+    earliest = fetched.execute("SELECT MIN(time) FROM predictions").fetchone()[0]
+    assert earliest == min(line["time"] for line in predictions)
     fetched.close()
     assert results["monitor"].outputs["retrain"] == "false", results["monitor"].outputs
     assert results["retrain"].result == "skipped"
+
+
+@pytest.mark.slow
+def test_a_table_without_feedback_yet_gives_a_window_without_feedback(cloud_run, tmp_path):
+    """Before the first feedback line, the sink's table has no `outcome` column at all."""
+    production = cloud_run
+    predictions = production.log_to_bigquery(shift=None, kinds=("prediction",))
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({"type": "external_account"}))
+    env = production.cloud.env(
+        BIGQUERY_TABLE="my-gcp-project.predictions.run_googleapis_com_stdout",
+        CLOUDSDK_AUTH_CREDENTIAL_FILE_OVERRIDE=str(credentials),
+    )
+
+    said = helpers.run_step(
+        production.team, helpers.Step("the team", "uv run poe fetch-window"), env
+    )
+
+    assert f"{len(predictions):,} predictions and 0 feedback from BigQuery" in said
 
 
 # --- GitLab: the monitor job's verdict holds or starts the train job ----------------------

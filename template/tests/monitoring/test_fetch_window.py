@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,30 +136,58 @@ def test_the_query_reads_the_days_of_one_kind_of_record():
 
     assert f"FROM `{TABLE}`" in sql
     assert "jsonPayload.type = 'prediction'" in sql and "INTERVAL 7 DAY" in sql
-    assert (
-        "IF(jsonPayload.input IS NULL, NULL, TO_JSON_STRING(jsonPayload.input)) AS `input`" in sql
-    )
-    assert "outcome" not in sql and "outcome" in fetch.bigquery_sql(TABLE, "feedback", 7)
+    assert "TO_JSON_STRING(jsonPayload) AS `payload`" in sql
+    assert "jsonPayload.type = 'feedback'" in fetch.bigquery_sql(TABLE, "feedback", 7)
+
+
+def test_the_query_names_no_field_a_line_may_not_have_carried_yet():
+    """The sink's table has a column per field seen so far: no `outcome` before any feedback."""
+    for kind in ("prediction", "feedback"):
+        sql = fetch.bigquery_sql(TABLE, kind, 7)
+
+        named = re.findall(r"jsonPayload\.`?(\w+)", sql)
+        assert named == ["type"], sql
+
+
+def test_the_time_is_the_entry_timestamp_the_logging_agent_lifted_it_into():
+    sql = fetch.bigquery_sql(TABLE, "feedback", 7)
+    assert "FORMAT_TIMESTAMP('%Y-%m-%dT%H:%M:%E3S+00:00', timestamp) AS `time`" in sql
+    lifted = {"payload": '{"type":"feedback","request_id":"a","row":0,"outcome":1}',
+              "time": "2025-06-01T00:01:02.345+00:00"}  # fmt: skip
+
+    fields = fetch.line_fields(lifted, fetch.FEEDBACK_COLUMNS)
+
+    assert fields == {"request_id": "a", "row": 0, "outcome": 1,
+                      "time": "2025-06-01T00:01:02.345+00:00"}  # fmt: skip
 
 
 def as_bq_rows(kind: str) -> list[dict[str, Any]]:
-    """Records as `bq --format=json` returns them: every value a text, null as None."""
+    """Lines as `bq --format=json` returns the query's: the payload as JSON text, the time.
+
+    Every column of the table is in each payload, null where the line had no
+    such field, as TO_JSON_STRING gives a record; `time` was lifted.
+    """
     if kind == "prediction":
-        return [
+        lines = [
             {
-                "request_id": f"{n:032x}", "row": "0",
-                "time": f"2025-06-01T00:00:{n:02d}.000+00:00", "model_version": "3",
-                "status": "200", "latency_ms": "4.5",
-                "input": '{"radius":12.5,"clinic":"north"}', "prediction": "1",
-                "probability": "0.8" if n % 2 else "0.2", "refused_rule": None,
+                "type": "prediction", "request_id": f"{n:032x}", "row": 0, "model_version": "3",
+                "status": 200, "latency_ms": 4.5, "input": {"radius": 12.5, "clinic": "north"},
+                "prediction": 1, "probability": 0.8 if n % 2 else 0.2, "refused_rule": None,
+                "outcome": None,
             }
             for n in range(40)
         ]  # fmt: skip
-    return [
-        {"request_id": f"{n:032x}", "row": "0", "outcome": str(n % 2),
-         "time": f"2025-06-01T00:01:{n:02d}.000+00:00"}
-        for n in range(40)
-    ]  # fmt: skip
+        times = [f"2025-06-01T00:00:{n:02d}.000+00:00" for n in range(40)]
+    else:
+        lines = [
+            {"type": "feedback", "request_id": f"{n:032x}", "row": 0, "outcome": n % 2,
+             "model_version": None, "status": None, "latency_ms": None, "input": None,
+             "prediction": None, "probability": None, "refused_rule": None}
+            for n in range(40)
+        ]  # fmt: skip
+        times = [f"2025-06-01T00:01:{n:02d}.000+00:00" for n in range(40)]
+    pairs = zip(lines, times, strict=True)
+    return [{"payload": json.dumps(line), "time": time} for line, time in pairs]
 
 
 def test_bigquery_records_become_a_log_the_checks_read(project):

@@ -17,7 +17,10 @@ from the production sink of the deploy target (docs/retraining.md):
   `fetch_window.days` days of the table (monitoring.yaml
   `fetch_window.bigquery_table` or BIGQUERY_TABLE) are queried with `bq`, the
   Google Cloud CLI's BigQuery tool, under the job's Google Cloud credentials
-  (keyless, OIDC, in CI).
+  (keyless, OIDC, in CI). The sink's table has a column for each field a line
+  has carried so far, and the logging agent lifts a line's `time` into the
+  entry's `timestamp`: the query reads each line whole (`jsonPayload` as JSON
+  text) and the entry's time, and names no field that may not exist yet.
 
 Either way the result is a SQLite file in the log's own schema (decision
 0009), written in one step to `prediction_log.path` (or --out), where drift,
@@ -44,7 +47,7 @@ from ..core.commands import Command
 from ..core.errors import PipelineError
 from .report import open_log
 from .settings import MONITORING_SETTINGS, FetchSettings, load_monitoring_settings
-from .sinks import COLUMNS, INSERT_PREDICTION, SCHEMA
+from .sinks import COLUMNS, INSERT_PREDICTION, SCHEMA, compact
 
 URL_VARIABLE = "PREDICTION_LOG_URL"
 TABLE_VARIABLE = "BIGQUERY_TABLE"
@@ -58,20 +61,11 @@ CREDENTIAL_VARIABLES = (
     "GOOGLE_APPLICATION_CREDENTIALS",
 )
 MAX_ROWS = 50_000_000
-BIGQUERY_FIELDS = {
-    "request_id": "jsonPayload.request_id",
-    "row": "CAST(jsonPayload.`row` AS INT64)",
-    "time": "jsonPayload.`time`",
-    "model_version": "CAST(jsonPayload.model_version AS STRING)",
-    "status": "CAST(jsonPayload.status AS INT64)",
-    "latency_ms": "CAST(jsonPayload.latency_ms AS FLOAT64)",
-    "input": "json:jsonPayload.input",
-    "prediction": "json:jsonPayload.prediction",
-    "probability": "CAST(jsonPayload.probability AS FLOAT64)",
-    "refused_rule": "jsonPayload.refused_rule",
-    "outcome": "json:jsonPayload.outcome",
-}
+# The entry's timestamp, in the log's own time format (records.format_time):
+# ISO 8601 in UTC, to the millisecond.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%E3S+00:00"
 FEEDBACK_COLUMNS = ("request_id", "row", "outcome", "time")
+JSON_COLUMNS = ("input", "prediction", "outcome")  # kept as JSON text in the log
 
 Query = Callable[[str], list[dict[str, Any]]]
 
@@ -173,26 +167,34 @@ def fetch_copy(location: str | None, out: Path) -> None:
 # --- BigQuery -----------------------------------------------------------------------------------
 
 
-def select_list(columns: tuple[str, ...]) -> str:
-    """The SELECT list: JSON fields as JSON text (NULL stays NULL), others as they are."""
-    parts = []
-    for name in columns:
-        expression = BIGQUERY_FIELDS[name]
-        if expression.startswith("json:"):
-            field = expression.removeprefix("json:")
-            expression = f"IF({field} IS NULL, NULL, TO_JSON_STRING({field}))"
-        parts.append(f"{expression} AS `{name}`")
-    return ", ".join(parts)
-
-
 def bigquery_sql(table: str, kind: str, days: int) -> str:
-    """The records of one kind (`prediction` or `feedback`) of the last `days` days."""
-    columns = COLUMNS if kind == "prediction" else FEEDBACK_COLUMNS
+    """The lines of one kind (`prediction` or `feedback`) of the last `days` days.
+
+    Each line comes whole, as JSON text: a field no line has carried yet (the
+    feedback's `outcome` before the first feedback, `refused_rule` before the
+    first refusal) is no column of the sink's table, and naming it would be an
+    error (BigQuery: "Field name ... does not exist in STRUCT<...>"). `time`
+    is the entry's timestamp: Cloud Logging's agent lifts a line's `time` field
+    into it (Cloud Logging docs, structured logging: special JSON fields).
+    """
     return (
-        f"SELECT {select_list(columns)} FROM `{table}` "
+        f"SELECT TO_JSON_STRING(jsonPayload) AS `payload`, "
+        f"FORMAT_TIMESTAMP('{TIME_FORMAT}', timestamp) AS `time` FROM `{table}` "
         f"WHERE jsonPayload.type = '{kind}' "
         f"AND timestamp >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL {int(days)} DAY)"
     )
+
+
+def line_fields(row: dict[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    """The fields of one line the query returned; `time` is the entry's when it was lifted."""
+    try:
+        payload = json.loads(row.get("payload") or "{}")
+    except ValueError:
+        raise PipelineError(f"BigQuery returned a line that is not JSON: {row!r:.200}") from None
+    fields = {name: payload.get(name) for name in columns}
+    if fields.get("time") is None:
+        fields["time"] = row.get("time")
+    return fields
 
 
 def has_google_credentials() -> bool:
@@ -227,6 +229,8 @@ def bq_query(sql: str) -> list[dict[str, Any]]:
 def _typed(name: str, value: Any) -> Any:
     if value is None:
         return None
+    if name in JSON_COLUMNS:
+        return compact(value)
     if name in ("row", "status"):
         return int(value)
     if name in ("latency_ms", "probability"):
@@ -270,8 +274,12 @@ def bigquery_table(given: str | None, settings: FetchSettings) -> str:
 
 def fetch_bigquery(table: str, days: int, out: Path, query: Query = bq_query) -> None:
     """The records of the last `days` days, written as a SQLite log."""
-    predictions = query(bigquery_sql(table, "prediction", days))
-    feedback = query(bigquery_sql(table, "feedback", days))
+    predictions = [
+        line_fields(row, COLUMNS) for row in query(bigquery_sql(table, "prediction", days))
+    ]
+    feedback = [
+        line_fields(row, FEEDBACK_COLUMNS) for row in query(bigquery_sql(table, "feedback", days))
+    ]
     replace_log(out, lambda target: write_sqlite(target, predictions, feedback))
 
 

@@ -1,7 +1,9 @@
-"""Run the cloud's own command-line tools (docker, gcloud, kubectl) and explain failures.
+"""Run the cloud's own command-line tools (docker, gcloud, kubectl, bq) and explain failures.
 
 Delivery talks to the outside world only through these tools, so a failure
-names the tool, the step and the tool's own last line of error, in one line.
+names the tool, the step and what the tool said: the last lines of its error
+output (and of its standard output, where some tools, such as bq, print their
+errors), not only the last one, which is often a hint and not the cause.
 """
 
 from __future__ import annotations
@@ -11,9 +13,17 @@ import subprocess
 
 from ..core.errors import PipelineError
 
+CAUSE_LINES = 12  # lines of the tool's own words kept in the error
+
+
+def said(text: str, lines: int = CAUSE_LINES) -> list[str]:
+    """The last non-empty lines of a tool's output, stripped."""
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    return kept[-lines:]
+
 
 def run(command: list[str], step: str, timeout: float = 900) -> str:
-    """Run a tool; return its standard output, or raise a one-line PipelineError."""
+    """Run a tool; return its standard output, or raise a PipelineError with its words."""
     print(f"$ {shlex.join(command)}", flush=True)
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
@@ -22,7 +32,10 @@ def run(command: list[str], step: str, timeout: float = 900) -> str:
     except subprocess.TimeoutExpired:
         raise PipelineError(f"{step}: `{command[0]}` did not finish in {timeout:.0f} s") from None
     if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        last = lines[-1].strip() if lines else f"exit code {result.returncode}"
-        raise PipelineError(f"{step}: `{shlex.join(command[:3])} ...` failed: {last}")
+        words = said(result.stderr) + said(result.stdout)
+        cause = " | ".join(words) if words else "no output"
+        raise PipelineError(
+            f"{step}: `{shlex.join(command[:3])} ...` failed with exit code "
+            f"{result.returncode}: {cause}"
+        )
     return result.stdout

@@ -79,6 +79,10 @@ class DeliverySettings:
     artifact_repository: str = "ml-models"
     gke_cluster: str | None = None
     canary_percent: int = 10
+    # Cloud Run: false keeps the services private (callers need an identity
+    # token, the smoke test sends one); true lets anyone reach them, the API
+    # token still guarding POST /predict.
+    cloud_run_public: bool = False
 
     def require(self, name: str, variable: str) -> str:
         value = getattr(self, name)
@@ -120,4 +124,5 @@ def load_delivery_settings(
         ),
         gke_cluster=optional("gke_cluster", "GKE_CLUSTER"),
         canary_percent=canary,
+        cloud_run_public=reader.boolean("delivery.cloud_run.public", defaults.cloud_run_public),
     )

@@ -9,6 +9,7 @@ fail. docs/delivery.md explains each target; deploy.py records the outcome.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -18,18 +19,25 @@ from typing import Protocol
 
 from ..core.errors import PipelineError
 from ..serving import smoke
-from ..serving.client import free_port
+from ..serving.client import free_port, wait_ready
 from . import external
 from .settings import DeliverySettings
 
 CANDIDATE_TAG = "candidate"
 MANIFESTS = Path("k8s")
 IMAGE_PLACEHOLDER = "image: placeholder"
+# Cloud Run checks an identity token in this header (it takes precedence over
+# `Authorization`, which then reaches the API untouched): Cloud Run docs,
+# "Authenticating service-to-service", acquire the token.
+IDENTITY_HEADER = "X-Serverless-Authorization"
+SERVICE_ACCOUNT_VARIABLE = "GCP_SERVICE_ACCOUNT"  # the CI's identity (docs/delivery.md)
 
 
-def smoke_test(url: str, version: str, timeout: float = 120) -> None:
+def smoke_test(
+    url: str, version: str, timeout: float = 120, extra_headers: dict[str, str] | None = None
+) -> None:
     try:
-        smoke.run(url=url, expect_version=version, timeout=timeout)
+        smoke.run(url=url, expect_version=version, timeout=timeout, extra_headers=extra_headers)
     except PipelineError as error:
         raise SmokeFailed(f"smoke test of {url}: {error}") from None
 
@@ -73,7 +81,15 @@ class ContainerTarget:
 
 
 class CloudRunTarget:
-    """A Cloud Run service per environment; the new revision first takes no traffic."""
+    """A Cloud Run service per environment; the new revision first takes no traffic.
+
+    The services are private unless deploy.yaml's `delivery.cloud_run.public`
+    is true: Cloud Run then refuses (403) any request without a Google-signed
+    identity token for the service. The smoke tests send one in
+    `X-Serverless-Authorization`, minted for the service's own URL: the
+    audience Cloud Run always accepts for a service (Cloud Run docs, "Set
+    custom audiences"), on its tagged revisions' URLs too.
+    """
 
     def __init__(self, settings: DeliverySettings) -> None:
         self.settings = settings
@@ -88,18 +104,50 @@ class CloudRunTarget:
         where = ["--region", self.region, "--project", self.project]
         return external.run(["gcloud", "run", *args, *where], step)
 
+    def exists(self, environment: str) -> bool:
+        """Whether the service exists: a listing filtered on its name, empty when it does not.
+
+        Not the wording of an error: `describe` fails for a missing service as
+        for a missing permission or a network error, with exit code 1 either way.
+        """
+        name = self.service(environment)
+        listed = self.gcloud(
+            "services", "list", f"--filter=metadata.name={name}",
+            "--format=value(metadata.name)", step="look for the service",
+        )  # fmt: skip
+        return name in listed.split()
+
     def describe(self, environment: str) -> dict | None:
         """The service as Cloud Run describes it, or None before its first deployment."""
-        try:
-            text = self.gcloud(
-                "services", "describe", self.service(environment), "--format=json",
-                step="describe the service",
-            )  # fmt: skip
-        except PipelineError as error:
-            if "could not be found" in str(error) or "NOT_FOUND" in str(error):
-                return None
-            raise
+        if not self.exists(environment):
+            return None
+        text = self.gcloud(
+            "services", "describe", self.service(environment), "--format=json",
+            step="describe the service",
+        )  # fmt: skip
         return json.loads(text)
+
+    def caller_headers(self, audience: str) -> dict[str, str]:
+        """What Cloud Run's IAM asks of a caller: nothing if public, else an identity token.
+
+        CI's keyless credentials (workload identity federation) cannot print an
+        identity token themselves: the service account they act as
+        (GCP_SERVICE_ACCOUNT) mints one for the audience, which needs the
+        Service Account OpenID Connect Identity Token Creator role on itself
+        (docs/delivery.md). Without the variable, gcloud's own account does:
+        a person's `gcloud auth login` on a machine.
+        """
+        if self.settings.cloud_run_public:
+            return {}
+        command = ["gcloud", "auth", "print-identity-token"]
+        account = os.environ.get(SERVICE_ACCOUNT_VARIABLE)
+        if account:
+            command += [
+                f"--impersonate-service-account={account}", f"--audiences={audience}",
+                "--include-email",
+            ]  # fmt: skip
+        token = external.run(command, "get an identity token for the private service").strip()
+        return {IDENTITY_HEADER: f"Bearer {token}"}
 
     @staticmethod
     def serving_revision(service: dict | None) -> str | None:
@@ -122,22 +170,31 @@ class CloudRunTarget:
         self.previous = previous = self.serving_revision(before)
         # A new service cannot start without traffic; an existing one keeps serving.
         first = ["--no-traffic"] if before is not None else []
+        public = self.settings.cloud_run_public
+        access = "--allow-unauthenticated" if public else "--no-allow-unauthenticated"
         self.gcloud(
-            "deploy", name, "--image", image, f"--tag={CANDIDATE_TAG}", *first,
+            "deploy", name, "--image", image, f"--tag={CANDIDATE_TAG}", *first, access,
             f"--set-secrets=MODEL_API_TOKEN={self.settings.service}-token:latest",
             "--quiet", step="deploy a new revision",
         )  # fmt: skip
         after = self.describe(environment) or {}
-        smoke_test(self.tag_url(after, CANDIDATE_TAG), version)
+        url = str(after.get("status", {}).get("url", ""))
+        headers = self.caller_headers(url)
+        smoke_test(self.tag_url(after, CANDIDATE_TAG), version, extra_headers=headers)
         canary = self.settings.canary_percent
         if environment == "production" and previous is not None and canary < 100:
             self.gcloud(
                 "services", "update-traffic", name, f"--to-tags={CANDIDATE_TAG}={canary}",
                 step="send part of the traffic",
             )  # fmt: skip
-            smoke_test(str(after.get("status", {}).get("url", "")), version)
+            # The service's URL now answers from either revision (the old one
+            # mostly): it must answer through the split; the version was checked above.
+            try:
+                wait_ready(url, 120, extra_headers=headers)
+            except PipelineError as error:
+                raise SmokeFailed(f"{url} with {canary}% on the new revision: {error}") from None
         self.gcloud("services", "update-traffic", name, "--to-latest", step="send all the traffic")
-        return str(after.get("status", {}).get("url", ""))
+        return url
 
     def rollback(self, environment: str) -> str:
         if self.previous is None:

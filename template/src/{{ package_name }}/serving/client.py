@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +47,15 @@ def request(
     body: Any = None,
     token: str | None = None,
     timeout: float = 10.0,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> Answer:
-    """One HTTP request; any status is an Answer, an unreachable server a PipelineError."""
+    """One HTTP request; any status is an Answer, an unreachable server a PipelineError.
+
+    `extra_headers`: what a platform in front of the API needs, e.g. Cloud
+    Run's `X-Serverless-Authorization` identity token for a private service.
+    """
     data = None if body is None else json.dumps(body).encode()
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": "application/json", **(extra_headers or {})}
     if data is not None:
         headers["Content-Type"] = "application/json"
     if token:
@@ -72,7 +78,12 @@ def request(
         return Answer(status, text, seconds)
 
 
-def wait_ready(base_url: str, timeout: float, process: subprocess.Popen | None = None) -> float:
+def wait_ready(
+    base_url: str,
+    timeout: float,
+    process: subprocess.Popen | None = None,
+    extra_headers: Mapping[str, str] | None = None,
+) -> float:
     """Poll /ready until 200; return the seconds waited.
 
     No answer or 502/503/504 mean "still starting": wait, up to `timeout`.
@@ -85,7 +96,7 @@ def wait_ready(base_url: str, timeout: float, process: subprocess.Popen | None =
         if process is not None and process.poll() is not None:
             raise PipelineError(f"the local server stopped with code {process.returncode}")
         try:
-            answer = request(join(base_url, "/ready"), timeout=2.0)
+            answer = request(join(base_url, "/ready"), timeout=2.0, extra_headers=extra_headers)
         except PipelineError as error:
             answer, last = None, str(error)  # not listening yet
         if answer is not None and answer.status == 200:

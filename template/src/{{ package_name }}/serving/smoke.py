@@ -15,7 +15,7 @@ without it gets 401. The first failed check is the one-line error.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +42,19 @@ PROBABILITY_TOLERANCE = 2e-5
 class Checks:
     """Run named checks against one API; stop at the first failure."""
 
-    def __init__(self, url: str, token: str | None) -> None:
+    def __init__(
+        self, url: str, token: str | None, extra_headers: Mapping[str, str] | None = None
+    ) -> None:
         self.url = url
         self.token = token
+        self.extra_headers = extra_headers  # what the platform in front needs (Cloud Run's IAM)
         self.passed: list[str] = []
 
     def call(self, method: str, path: str, body: Any = None, token: str | None = "") -> Answer:
         token = self.token if token == "" else token
-        return request(join(self.url, path), method, body, token=token)
+        return request(
+            join(self.url, path), method, body, token=token, extra_headers=self.extra_headers
+        )
 
     def expect(self, name: str, answer: Answer, status: int, test: Callable[[Any], str]) -> Any:
         """Fail unless the answer has `status` and test(body) returns no problem."""
@@ -129,9 +134,10 @@ def check_api(
     data: Path,
     rows: int,
     expect_version: str | None,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Run every check against the API at url; return the passed checks."""
-    checks = Checks(url, settings.token)
+    checks = Checks(url, settings.token, extra_headers)
     version = expect_version or (folder.version if folder else None)
     checks.expect("GET /health", checks.call("GET", "/health"), 200, lambda b: "")
     checks.expect("GET /ready", checks.call("GET", "/ready"), 200, lambda b: "")
@@ -221,6 +227,7 @@ def run(
     rows: int = 20,
     expect_version: str | None = None,
     timeout: float = 30.0,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> list[str]:
     if bool(url) == start:
         raise PipelineError("smoke needs either --url URL (a running API) or --start.")
@@ -234,8 +241,8 @@ def run(
     else:
         assert url is not None
         parse_url(url)
-        wait_ready(url, timeout)
-        passed = check_api(url, folder, settings, data, rows, expect_version)
+        wait_ready(url, timeout, extra_headers=extra_headers)
+        passed = check_api(url, folder, settings, data, rows, expect_version, extra_headers)
     token_note = "" if settings.token else f" ({settings.token_env} not set: no token checked)"
     print(f"smoke: {len(passed)} checks passed{token_note}")
     return passed
