@@ -248,7 +248,8 @@ def run_checks(clone: Path, work: Path) -> dict[str, Path]:
         assert {job: listed.get(job) for job in jobs} == dict.fromkeys(jobs, "on_success")
         run = run_gitlab(clone, jobs, variables, work / "gitlab")
         failed = [name for name, job in run.jobs.items() if job.result != "success"]
-        assert run.returncode == 0 and not failed, f"gitlab-ci-local: {failed}\n{run.output[-8000:]}"
+        assert run.returncode == 0, f"gitlab-ci-local: {failed} failed\n{run.output[-8000:]}"
+        assert not failed, run.output[-8000:]
         return {name: job.folder for name, job in run.jobs.items()}
     helpers.run_step(clone, helpers.Step("README: the whole local CI", "uv run poe ci"))
     return {"ci": clone}
