@@ -98,9 +98,20 @@ def gitlab_jobs(project: Path, state: Path, variables: dict[str, str]) -> dict[s
 
 
 def gitlab_preview(project: Path, state: Path) -> dict:
-    """The configuration GitLab would run: includes and extends merged (`--preview`)."""
+    """The configuration GitLab would run: includes and extends merged (`--preview`).
+
+    GitLab includes files of the repository: a project that is not a git
+    repository yet is previewed from a copy with every file staged.
+    """
+    if not (project / ".git").exists():
+        staged = state / "staged"
+        shutil.copytree(project, staged)
+        helpers.git(staged, "init", "-q")
+        helpers.commit_all(staged, "preview")
+        project = staged
+    arguments = ["--preview", "--no-evaluate-rule-changes"]  # rules do not change the YAML
     done = subprocess.run(
-        _gitlab_command(project, state, gitlab_variables(), "--preview"),
+        _gitlab_command(project, state, gitlab_variables(), *arguments),
         cwd=project, env=helpers.user_environment(), capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
