@@ -211,6 +211,7 @@ def run_act(project: Path, workflow: Path, work: Path, event: str = "push") -> A
         "--action-offline-mode",
         "--action-cache-path", str(work / "act-cache"),
         "--no-skip-checkout",
+        "--no-cache-server",  # no workflow uses actions/cache
     ]  # fmt: skip
     for action, sha in sorted(_pinned_actions(project)):
         if action in SUBSTITUTES:
