@@ -142,10 +142,11 @@ def run_gitlab(
     output = done.stdout + done.stderr
     results = {}
     for name in jobs:
-        status = re.search(rf"^ (PASS|FAIL|WARN) +{re.escape(name)}$", output, re.MULTILINE)
+        # The closing summary: " PASS  name", " FAIL  name", " WARN  name  pre_script".
+        status = re.search(rf"^ (PASS|FAIL|WARN) +{re.escape(name)}( |$)", output, re.MULTILINE)
         log = state / "output" / f"{name}.log"
         results[name] = GitlabJob(
-            "success" if status and status.group(1) != "FAIL" else "failure",
+            "success" if status and status.group(1) == "PASS" else "failure",
             state / "builds" / name if isolate else project,
             log.read_text(encoding="utf-8") if log.is_file() else "",
             _dotenv(state / "artifacts" / name / ".gitlab-ci-reports" / "dotenv"),
