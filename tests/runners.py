@@ -182,12 +182,18 @@ class ActRun:
     workspaces: dict[str, Path]  # each job's workspace, kept after the job
 
 
-def _pinned_actions(project: Path) -> set[tuple[str, str]]:
-    found = set()
-    for path in (project / ".github").rglob("*.yml"):
-        for match in ACTION_PIN.finditer(path.read_text(encoding="utf-8")):
-            found.add((match["action"], match["sha"]))
-    return found
+def _substitutes(project: Path, workflow: Path) -> list[str]:
+    """`--local-repository` for each action the workflow (and its local actions) uses."""
+    texts = [workflow.read_text(encoding="utf-8")]
+    texts += [
+        path.read_text(encoding="utf-8") for path in (project / ".github").rglob("action.yml")
+    ]
+    pins = {
+        (match["action"], match["sha"]) for text in texts for match in ACTION_PIN.finditer(text)
+    }
+    missing = sorted(action for action, _ in pins if action not in SUBSTITUTES)
+    assert not missing, f"{workflow.name}: no local substitute for {missing} (tests/actions/)"
+    return [f"{action}@{sha}={SUBSTITUTES[action]}" for action, sha in sorted(pins)]
 
 
 def run_act(project: Path, workflow: Path, work: Path, event: str = "push") -> ActRun:
@@ -214,9 +220,8 @@ def run_act(project: Path, workflow: Path, work: Path, event: str = "push") -> A
         "--no-skip-checkout",
         "--no-cache-server",  # no workflow uses actions/cache
     ]  # fmt: skip
-    for action, sha in sorted(_pinned_actions(project)):
-        if action in SUBSTITUTES:
-            command += ["--local-repository", f"{action}@{sha}={SUBSTITUTES[action]}"]
+    for substitute in _substitutes(project, workflow):
+        command += ["--local-repository", substitute]
     env = helpers.user_environment(
         CHECKOUT_STANDIN_REMOTE=str(project),
         CHECKOUT_STANDIN_KEEP=str(work / "workspaces"),
