@@ -125,6 +125,9 @@ ACCEPTED = {
     "timeout-minutes": "every command has the harness's timeout (helpers.STEP_TIMEOUT_SECONDS)",
     "environment": "approvals and protection rules are GitHub settings: nothing waits here",
 }
+WORKFLOW_ACCEPTED = {"permissions", "concurrency"}
+JOB_ACCEPTED = {"permissions", "concurrency", "runs-on", "timeout-minutes", "environment"}
+STEP_ACCEPTED = {"timeout-minutes"}
 # Actions played here (play_action), with the inputs they play or accept.
 PLAYED_ACTIONS = {
     "actions/upload-artifact": {"name", "path", "if-no-files-found",
@@ -146,10 +149,10 @@ def _refuse(where: str, key: object) -> NotPlayed:
     return NotPlayed(f"{where}: `{key}` is not played by tests/workflows.py")
 
 
-def _check_keys(where: str, mapping: dict, played: set[str]) -> None:
+def _check_keys(where: str, mapping: dict, played: set[str], accepted: set[str]) -> None:
     for key in mapping:
         name = "on" if key is True else key  # YAML 1.1 reads `on:` as true
-        if name not in played and name not in ACCEPTED:
+        if name not in played and name not in accepted:
             raise _refuse(where, name)
 
 
@@ -166,7 +169,7 @@ def _check_uses(where: str, uses: str, inputs: dict) -> None:
 
 
 def _check_step(where: str, step: dict, played: set[str]) -> None:
-    _check_keys(where, step, played)
+    _check_keys(where, step, played, STEP_ACCEPTED)
     if step.get("shell", "bash") not in SHELLS:
         raise _refuse(where, f"shell: {step['shell']}")
     if "uses" in step:
@@ -176,10 +179,10 @@ def _check_step(where: str, step: dict, played: set[str]) -> None:
 def check_workflow(project: Path, workflow: str) -> dict:
     """The workflow's spec, once every key, action and input in it is one the player plays."""
     spec = yaml.safe_load((project / ".github" / "workflows" / workflow).read_text())
-    _check_keys(workflow, spec, WORKFLOW_KEYS)
+    _check_keys(workflow, spec, WORKFLOW_KEYS, WORKFLOW_ACCEPTED)
     for job_id, job in spec["jobs"].items():
         where = f"{workflow}: job {job_id}"
-        _check_keys(where, job, JOB_KEYS)
+        _check_keys(where, job, JOB_KEYS, JOB_ACCEPTED)
         if "uses" in job:
             check_workflow(project, Path(job["uses"]).name)
             continue
