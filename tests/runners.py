@@ -85,9 +85,9 @@ def _gitlab_command(
 def gitlab_variables(**variables: str) -> dict[str, str]:
     """A pipeline's variables as on GitLab, with the test machine's uv cache.
 
-    The cache plays GitLab's `cache:` (the project's `.uv-cache`); uv links
-    from it as it does by default (the project copies, `UV_LINK_MODE: copy`,
-    for its cache folder inside the build).
+    The cache plays GitLab's `cache:` (the project's `.uv-cache`), and uv
+    links from it, its default: the project's `UV_LINK_MODE: copy` is for
+    GitLab's cache folder inside the build.
     """
     return {"GITLAB_CI": "true", "UV_CACHE_DIR": helpers.uv_cache_dir(),
             "UV_LINK_MODE": "hardlink", **variables}  # fmt: skip
