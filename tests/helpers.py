@@ -193,78 +193,16 @@ def github_steps(project: Path, workflows: list[Path] | None = None) -> list[Ste
     return steps
 
 
-# GitLab's `cache:` keeps these folders between jobs; here the harness's own
-# uv cache plays that part, so the cache location variables are not applied.
-GITLAB_CACHE_VARIABLES = {"UV_CACHE_DIR", "PRE_COMMIT_HOME"}
-GITLAB_RESERVED_KEYS = {
-    "image", "variables", "stages", "include", "cache", "default", "workflow",
-    "before_script", "after_script", "services",
-}  # fmt: skip
-
-
-def merge_gitlab(base: dict, override: dict) -> dict:
-    """GitLab's merge of included files: mappings merged deeply, anything else replaced."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_gitlab(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def gitlab_config(project: Path, path: str = ".gitlab-ci.yml") -> dict:
-    """A GitLab CI file with its `include: local:` files merged in, recursively.
-
-    As GitLab does: the included files in order, later ones over earlier ones,
-    then the including file's own keys over them all (so level 4's monitor.yml
-    adds `needs` and `before_script` to level 3's `train` job and keeps its script).
-    """
-    config = yaml.safe_load((project / path).read_text(encoding="utf-8"))
-    merged: dict = {}
-    for include in config.pop("include", []):
-        merged = merge_gitlab(merged, gitlab_config(project, include["local"]))
-    return merge_gitlab(merged, config)
-
-
-def gitlab_jobs(config: dict) -> list[tuple[str, dict]]:
-    """The jobs, in stage order."""
-    stages = config.get("stages", ["test"])
-    jobs = [
-        (name, job)
-        for name, job in config.items()
-        if name not in GITLAB_RESERVED_KEYS and isinstance(job, dict) and "script" in job
-    ]
-
-    def order(item: tuple[str, dict]) -> int:
-        stage = item[1].get("stage", "test")
-        return stages.index(stage) if stage in stages else len(stages)
-
-    return sorted(jobs, key=order)
-
-
-def gitlab_steps(project: Path) -> list[Step]:
-    """The checks jobs' commands (each level's job is named after its part)."""
-    config = gitlab_config(project)
-    default_before = config.get("default", {}).get("before_script", [])
-    checks = set(level_parts(project))
-    steps = []
-    for name, job in gitlab_jobs(config):
-        if name not in checks:
-            continue
-        variables = {**config.get("variables", {}), **job.get("variables", {})}
-        env = {k: str(v) for k, v in variables.items() if k not in GITLAB_CACHE_VARIABLES}
-        lines = job.get("before_script", default_before) + job["script"]
-        steps.extend(Step(f".gitlab-ci.yml:{name}", line, env) for line in lines)
-    return steps
-
-
 def ci_steps(project: Path) -> list[Step]:
-    """The steps the project's CI runs; with no CI service, the local command."""
+    """The shell steps of the project's GitHub checks; with no CI service, the local command.
+
+    The step player of the upgrade and adoption tests: every `run:` step in
+    order, in one folder (tests/runners.py runs the same workflows with act).
+    """
     if (project / ".github" / "workflows").is_dir():
         return github_steps(project)
     if (project / ".gitlab-ci.yml").is_file():
-        return gitlab_steps(project)
+        raise ValueError("GitLab pipelines run with gitlab-ci-local: tests/runners.run_checks")
     return [Step("README: the whole local CI", "uv run poe ci")]
 
 
@@ -275,13 +213,13 @@ def user_environment(**overrides: str) -> dict[str, str]:
     root stay where they are, so nothing is downloaded again.
     """
     env = {k: v for k, v in os.environ.items() if k not in {"CI", "PYTHONDONTWRITEBYTECODE"}}
-    env.setdefault("UV_CACHE_DIR", _uv_cache_dir())
+    env.setdefault("UV_CACHE_DIR", uv_cache_dir())
     env.setdefault("PYENV_ROOT", str(Path.home() / ".pyenv"))
     env.update(overrides)
     return env
 
 
-def _uv_cache_dir() -> str:
+def uv_cache_dir() -> str:
     result = subprocess.run(["uv", "cache", "dir"], capture_output=True, text=True, check=True)
     return result.stdout.strip()
 

@@ -1,10 +1,11 @@
-"""Generated projects are green: their own CI steps pass on a fresh clone.
+"""Generated projects are green: their own CI passes on a fresh clone, on the real runners.
 
 Each cell is generated, locked and committed with plain `git init`, cloned
-fresh, and then every `run:` step of its checks workflows (composite actions
-expanded), every `script:` line of its GitLab jobs, or, with no CI service,
-`uv run poe ci` itself, is executed here in order. The workflow files are also
-validated against the official schemas and, for GitHub, by zizmor.
+fresh, and its checks CI run as its CI service runs it (tests/runners.py):
+GitHub's checks workflows by act, GitLab's checks jobs by gitlab-ci-local,
+or, with no CI service, `uv run poe ci` itself. The workflow files are also
+validated against the official schemas, by actionlint and, for GitHub, by
+zizmor.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import pytest
 import yaml
 
-from tests import cases, helpers
+from tests import cases, helpers, runners
 
 POE_STEP = re.compile(r"^uv run poe (?P<task>[\w-]+)$")
 # Steps of a checks workflow that are not poe tasks: the shared setup, and
@@ -24,30 +25,38 @@ SETUP_STEPS = {"uv sync --locked", *helpers.SYSTEM_TOOL_STEPS}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", cases.params(end_to_end=True))
-def test_generated_ci_passes_on_fresh_clone(committed_clone, case):
+def test_generated_ci_passes_on_fresh_clone(committed_clone, case, tmp_path):
     clone = committed_clone(case)
-    outputs = helpers.run_ci(clone)
-    assert outputs, "the generated CI has no shell step"
-    assert (clone / "models" / "baseline.joblib").is_file()  # the notebook ran
+    folders = runners.run_checks(clone, tmp_path)
+    notebook = folders.get("notebook", folders.get("ci"))
+    assert (notebook / "models" / "baseline.joblib").is_file()  # the notebook ran
     if case.level >= 2:
-        assert (clone / "reports" / "metrics.json").is_file()
-        assert (clone / "reports" / "ci-report.md").is_file()
+        pipeline = folders.get("pipeline", folders.get("ci"))
+        assert (pipeline / "reports" / "metrics.json").is_file()
+        assert (pipeline / "reports" / "ci-report.md").is_file()
     # No hook or step may modify a committed file (new files such as dvc.lock are fine).
-    assert helpers.git(clone, "diff", "HEAD", "--name-only", "--diff-filter=M") == ""
+    for job, folder in folders.items():
+        assert helpers.git(folder, "diff", "HEAD", "--name-only", "--diff-filter=M") == "", job
 
 
-def checks_steps(project) -> list[str]:
+def checks_steps(project, state) -> list[str]:
+    """The checks jobs' commands: GitHub's `run:` steps, GitLab's merged job scripts."""
     if (project / ".github").is_dir():
         return [step.command for step in helpers.github_steps(project)]
-    return [step.command for step in helpers.gitlab_steps(project)]
+    config = runners.gitlab_preview(project, state)  # includes and defaults applied
+    return [
+        line
+        for part in helpers.level_parts(project)
+        for line in [*config[part].get("before_script", []), *config[part]["script"]]
+    ]
 
 
 @pytest.mark.parametrize("case", [case.param() for case in cases.CASES if case.ci != "none"])
-def test_checks_workflows_run_exactly_poe_ci(generate, case):
+def test_checks_workflows_run_exactly_poe_ci(generate, case, tmp_path):
     """The promise "the CI runs what you run locally", checked task by task."""
     project = generate(case)
     expected = helpers.expand_task(helpers.poe_tasks(project), "ci")
-    commands = checks_steps(project)
+    commands = checks_steps(project, tmp_path)
     setup = [command for command in commands if command in SETUP_STEPS]
     tasks = [POE_STEP.match(command)["task"] for command in commands if POE_STEP.match(command)]
     assert tasks == expected
@@ -86,6 +95,17 @@ def test_github_workflows_pass_zizmor(generate, case):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No findings" in result.stdout + result.stderr
+
+
+def assert_actionlint_passes(project) -> None:
+    result = runners.actionlint(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All workflow files passed" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("case", [case.param() for case in cases.CASES if case.ci == "github"])
+def test_github_workflows_pass_actionlint(generate, case):
+    assert_actionlint_passes(generate(case))
 
 
 ACTION_PIN = re.compile(
@@ -154,7 +174,7 @@ def test_workflow_files_are_plain_but_for_the_deploy_target(generate):
 
 @pytest.mark.parametrize("target", cases.DEPLOY_TARGETS)
 @pytest.mark.parametrize("provider", ["github", "gitlab"])
-def test_every_deploy_target_s_ci_files_pass_the_schemas_and_zizmor(
+def test_every_deploy_target_s_ci_files_pass_the_schemas_zizmor_and_actionlint(
     template, tmp_path, target, provider
 ):
     project = tmp_path / "project"
@@ -169,3 +189,4 @@ def test_every_deploy_target_s_ci_files_pass_the_schemas_and_zizmor(
             str(project / ".github"),
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
+        assert_actionlint_passes(project)

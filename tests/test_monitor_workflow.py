@@ -10,9 +10,9 @@ table filled by the Cloud Logging sink (Cloud Run, Kubernetes: the `bq`
 stand-in of tests/standins.py answers the workflow's queries from them).
 
 The monitor workflow (or pipeline) then runs job by job, each job in a fresh
-clone (tests/workflows.py, tests/gitlab_pipeline.py): jobs share only job
-outputs, artifacts, the registry and the cloud. Nothing in the generated
-project is stubbed.
+clone (GitHub: tests/workflows.py's player with the cloud stand-ins; GitLab:
+gitlab-ci-local, tests/runners.py): jobs share only job outputs, artifacts,
+the registry and the cloud. Nothing in the generated project is stubbed.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import json
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.request
@@ -32,7 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import gitlab_pipeline, helpers, standins, workflows
+from tests import helpers, runners, standins, workflows
 from tests.cloud import Cloud
 
 # One worker builds the module's projects once (pyproject's --dist loadgroup).
@@ -363,13 +364,16 @@ def test_a_table_without_feedback_yet_gives_a_window_without_feedback(cloud_run,
 
 
 # --- GitLab: the monitor job's verdict holds or starts the train job ----------------------
+# The pipeline runs with gitlab-ci-local (tests/runners.py), from a fresh clone
+# of the project, each job in its own copy of the tracked files
+# (`--shell-isolation`): the train job gets only the monitor job's artifacts
+# and its dotenv verdict, as on GitLab.
 
-SCHEDULE = {
-    "CI_PIPELINE_SOURCE": "schedule",
-    "CI_COMMIT_BRANCH": "main",
-    "CI_DEFAULT_BRANCH": "main",
-    "CI_PIPELINE_URL": "https://gitlab.example/team/project/-/pipelines/9",
-}
+# Jobs a schedule pipeline also runs after a promotion, not run here: they need
+# `services: docker:dind` and gitlab-ci-local's shell executor has no Docker
+# engine on this machine (docs/testing.md).
+DOCKER_SERVICE_JOBS = {"build-image", "deploy-staging", "deploy-production"}
+SCHEDULE = {"CI_PIPELINE_SOURCE": "schedule"}
 
 
 @pytest.fixture(scope="module")
@@ -384,17 +388,25 @@ def gitlab(template, tmp_path_factory, storage_server):
 def test_gitlab_merges_the_monitor_hold_into_the_level_3_train_job(template, tmp_path):
     project = tmp_path / "project"
     helpers.copy_template(template, project, {"level": 4, "ci": "gitlab"})
-    train = helpers.gitlab_config(project)["train"]
-    assert train["needs"] == [{"job": "monitor", "optional": True}]
+    train = runners.gitlab_preview(project, tmp_path / "gitlab")["train"]
+    assert train["needs"] == [{"job": "monitor", "artifacts": True, "optional": True}]
     assert train["before_script"][0].startswith('[ "${RETRAIN:-true}" = "true" ]')
     assert train["script"][-1] == "uv run poe release $PROMOTE"  # level 3's, kept
 
 
-def monitor_then_train(production: Production, variables: dict[str, str]) -> dict:
-    """The monitor job, then the train job that waits for it, each on a new runner."""
-    return gitlab_pipeline.run_pipeline(
-        production.team, ["monitor", "train"], variables, production.cloud.env(),
-        production.runner("gitlab").checkout,
+def monitor_then_train(production: Production, variables: dict[str, str]) -> runners.GitlabRun:
+    """The monitor job, then the train job that waits for it, from a fresh clone."""
+    run = Path(tempfile.mkdtemp(prefix="gitlab-run-", dir=production.root))
+    pipeline = helpers.clone(production.origin, run / "project")
+    pipeline_variables = runners.gitlab_variables(**variables)
+    jobs = runners.gitlab_jobs(pipeline, run / "state", pipeline_variables)
+    kept = {name for name, when in jobs.items() if when != "never"}
+    assert {"monitor", "train"} | DOCKER_SERVICE_JOBS <= kept, jobs
+    preview = runners.gitlab_preview(pipeline, run / "state")
+    assert all("services" in preview[name] for name in DOCKER_SERVICE_JOBS)
+    return runners.run_gitlab(
+        pipeline, ["monitor", "train"], pipeline_variables, run / "state",
+        production.cloud.env(), isolate=True,
     )  # fmt: skip
 
 
@@ -403,7 +415,7 @@ def test_gitlab_schedule_on_a_stable_window_holds_the_train_job(gitlab):
     production, url = gitlab
     variables = {**SCHEDULE, "PREDICTION_LOG_URL": url, "MLFLOW_TRACKING_URI": production.store}
 
-    results = monitor_then_train(production, variables)
+    results = monitor_then_train(production, variables).jobs
 
     assert results["monitor"].result == "success", results["monitor"].output
     assert results["monitor"].dotenv["RETRAIN"] == "false"
@@ -416,11 +428,10 @@ def test_gitlab_schedule_on_a_stable_window_holds_the_train_job(gitlab):
 def test_gitlab_run_by_hand_with_force_retrain_trains_on_the_feedback(gitlab):
     production, url = gitlab
     champion_data = production.data_md5_of_champion()
-    variables = {**SCHEDULE, "CI_PIPELINE_SOURCE": "web", "MONITOR": "true",
-                 "FORCE_RETRAIN": "true", "PREDICTION_LOG_URL": url,
-                 "MLFLOW_TRACKING_URI": production.store}  # fmt: skip
+    variables = {"CI_PIPELINE_SOURCE": "web", "MONITOR": "true", "FORCE_RETRAIN": "true",
+                 "PREDICTION_LOG_URL": url, "MLFLOW_TRACKING_URI": production.store}  # fmt: skip
 
-    results = monitor_then_train(production, variables)
+    results = monitor_then_train(production, variables).jobs
 
     assert results["monitor"].result == "success", results["monitor"].output
     assert results["monitor"].dotenv["RETRAIN"] == "true"

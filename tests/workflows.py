@@ -10,6 +10,11 @@ evaluated from a context the test gives (`github`, `secrets`, `vars`,
 `inputs`); a called workflow gets its `with:` as `inputs` and its `secrets:`
 as `secrets`, as on GitHub.
 
+A workflow is checked before any job runs: a workflow, job or step key, an
+action or an action input the player does not play is refused with a
+NotPlayed error naming it (check_workflow), unless it is listed below as
+accepted with the reason it changes nothing here.
+
 By default every job runs in the project's folder. With a `Runner` whose
 `checkout` gives each job a fresh clone, jobs share nothing but what a
 runner shares: job outputs, artifacts (upload-artifact copies files into the
@@ -99,6 +104,99 @@ def read_outputs(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+# --- What the player plays, and what it accepts without playing ------------------------
+
+
+class NotPlayed(ValueError):
+    """A workflow asks for something this player does not do: refused, not ignored."""
+
+
+WORKFLOW_KEYS = {"name", "on", "env", "jobs"}
+JOB_KEYS = {"name", "needs", "if", "env", "steps", "outputs", "uses", "with", "secrets"}
+STEP_KEYS = {"name", "id", "if", "run", "uses", "with", "env", "shell"}
+COMPOSITE_STEP_KEYS = {"name", "run", "shell", "uses"}  # the local setup action's
+# Keys accepted without being played, and why that changes nothing here.
+ACCEPTED = {
+    "permissions": "the token's scopes: no step here calls GitHub's API with it",
+    "concurrency": "runs here never overlap",
+    "runs-on": "every job runs on this machine",
+    "timeout-minutes": "every command has the harness's timeout (helpers.STEP_TIMEOUT_SECONDS)",
+    "environment": "approvals and protection rules are GitHub settings: nothing waits here",
+}
+WORKFLOW_ACCEPTED = {"permissions", "concurrency"}
+JOB_ACCEPTED = {"permissions", "concurrency", "runs-on", "timeout-minutes", "environment"}
+STEP_ACCEPTED = {"timeout-minutes"}
+# Actions played here (play_action), with the inputs they play or accept.
+PLAYED_ACTIONS = {
+    "actions/upload-artifact": {"name", "path", "if-no-files-found",
+                                "retention-days"},  # retention: GitHub's storage only
+    "actions/download-artifact": {"name", "path"},
+    "google-github-actions/auth": {"workload_identity_provider", "service_account"},
+}  # fmt: skip
+# Actions whose effect the harness provides, with the inputs that change nothing here.
+PROVIDED_ACTIONS = {
+    # The runner's fresh clone (Runner.checkout) has the whole history and no credentials.
+    "actions/checkout": {"persist-credentials", "fetch-depth"},
+    "astral-sh/setup-uv": set(),  # uv on the test machine's PATH, with its shared cache
+    "google-github-actions/setup-gcloud": set(),  # the stand-ins first on PATH (tests/cloud.py)
+}
+SHELLS = {"bash"}  # run: steps run in bash -e -o pipefail, as GitHub's `bash` shell
+
+
+def _refuse(where: str, key: object) -> NotPlayed:
+    return NotPlayed(f"{where}: `{key}` is not played by tests/workflows.py")
+
+
+def _check_keys(where: str, mapping: dict, played: set[str], accepted: set[str]) -> None:
+    for key in mapping:
+        name = "on" if key is True else key  # YAML 1.1 reads `on:` as true
+        if name not in played and name not in accepted:
+            raise _refuse(where, name)
+
+
+def _check_uses(where: str, uses: str, inputs: dict) -> None:
+    action = uses.split("@")[0]
+    known = {**PLAYED_ACTIONS, **PROVIDED_ACTIONS}
+    if uses.startswith("./.github/actions/"):
+        return
+    if action not in known:
+        raise _refuse(where, f"uses: {uses}")
+    for name in inputs:
+        if name not in known[action]:
+            raise _refuse(f"{where} ({action})", f"with: {name}")
+
+
+def _check_step(where: str, step: dict, played: set[str]) -> None:
+    _check_keys(where, step, played, STEP_ACCEPTED)
+    if step.get("shell", "bash") not in SHELLS:
+        raise _refuse(where, f"shell: {step['shell']}")
+    if "uses" in step:
+        _check_uses(where, step["uses"], step.get("with", {}) or {})
+
+
+def check_workflow(project: Path, workflow: str) -> dict:
+    """The workflow's spec, once every key, action and input in it is one the player plays."""
+    spec = yaml.safe_load((project / ".github" / "workflows" / workflow).read_text())
+    _check_keys(workflow, spec, WORKFLOW_KEYS, WORKFLOW_ACCEPTED)
+    for job_id, job in spec["jobs"].items():
+        where = f"{workflow}: job {job_id}"
+        _check_keys(where, job, JOB_KEYS, JOB_ACCEPTED)
+        if "uses" in job:
+            check_workflow(project, Path(job["uses"]).name)
+            continue
+        for index, step in enumerate(job["steps"]):
+            step_where = f"{where}, step {step.get('name', index)}"
+            _check_step(step_where, step, STEP_KEYS)
+            uses = step.get("uses", "")
+            if uses.startswith("./.github/actions/"):
+                action = yaml.safe_load((project / uses / "action.yml").read_text())
+                if action["runs"].get("using") != "composite":
+                    raise _refuse(f"{step_where} ({uses})", f"using: {action['runs'].get('using')}")
+                for inner in action["runs"]["steps"]:
+                    _check_step(f"{step_where} ({uses})", inner, COMPOSITE_STEP_KEYS)
+    return spec
 
 
 # --- The actions played here --------------------------------------------------------
@@ -231,7 +329,7 @@ def run_workflow(
     runner: Runner | None = None,
 ) -> dict[str, JobResult]:  # fmt: skip
     """Run every job of a workflow file; return each job's result by id."""
-    spec = yaml.safe_load((project / ".github" / "workflows" / workflow).read_text())
+    spec = check_workflow(project, workflow)
     runner = runner or Runner(project.parent / "artifacts")
     context = {"inputs": {}, **context}
     results: dict[str, JobResult] = {}
