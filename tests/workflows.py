@@ -140,7 +140,9 @@ PROVIDED_ACTIONS = {
     # The runner's fresh clone (Runner.checkout) has the whole history and no credentials.
     "actions/checkout": {"persist-credentials", "fetch-depth"},
     "astral-sh/setup-uv": set(),  # uv on the test machine's PATH, with its shared cache
-    "google-github-actions/setup-gcloud": set(),  # the stand-ins first on PATH (tests/cloud.py)
+    # The stand-ins first on PATH, and those of the `install_components` the
+    # workflow names (tests/cloud.py's setup_gcloud_components).
+    "google-github-actions/setup-gcloud": {"install_components"},
 }
 SHELLS = {"bash"}  # run: steps run in bash -e -o pipefail, as GitHub's `bash` shell
 
