@@ -127,6 +127,8 @@ def test_smoke_starts_and_stops_a_local_server(model_dir, capsys):
     output = capsys.readouterr().out
     assert "local server ready in" in output
     assert "7 checks passed (MODEL_API_TOKEN not set: no token checked)" in output
+    # Level 4: the check's traffic went to a log of its own, not into the project's.
+    assert not Path("logs").exists()
 
 
 @pytest.mark.parametrize(
