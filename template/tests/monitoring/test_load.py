@@ -76,7 +76,8 @@ def _logged_rows(path):
         connection.close()
 
 
-def test_every_answered_row_is_logged_under_load_with_two_workers(project, model_dir):
+def test_every_answered_row_is_logged_under_load_with_two_workers(project, model_dir, monkeypatch):
+    monkeypatch.delenv("PREDICTION_LOG_PATH", raising=False)  # no log chosen by the caller
     write_monitoring(project.root, {"flush_seconds": 30})
     server = client.LocalServer(model_dir, workers=2)
 

@@ -121,7 +121,8 @@ def test_score_needs_a_known_format(model_dir, capsys):
     assert "must end in .csv or .parquet" in line
 
 
-def test_smoke_starts_and_stops_a_local_server(model_dir, capsys):
+def test_smoke_starts_and_stops_a_local_server(model_dir, capsys, monkeypatch):
+    monkeypatch.delenv("PREDICTION_LOG_PATH", raising=False)  # no log chosen by the caller
     assert cli.main(["smoke", "--start"]) == 0, capsys.readouterr().err
 
     output = capsys.readouterr().out

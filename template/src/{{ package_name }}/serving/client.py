@@ -117,9 +117,10 @@ class LocalServer:
 
     Plain subprocess calls: the same on Linux, macOS and Windows. At level 4
     the server logs its predictions to `prediction_log`, a file of its own in
-    a temporary folder removed on exit (unless `environment` names one in
-    PREDICTION_LOG_PATH): checks (`smoke`, `load`, `--start`) never write
-    into the project's log, which drift, performance and retraining read.
+    a temporary folder removed on exit: checks (`smoke`, `load`, `--start`)
+    never write into the project's log, which drift, performance and
+    retraining read. A PREDICTION_LOG_PATH given in `environment`, or set in
+    this process's, is where the caller wants the log: it is kept.
     """
 
     def __init__(
@@ -133,7 +134,7 @@ class LocalServer:
         self.workers = workers
         self.timeout = timeout
         self.environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
-        given = (environment or {}).get(PREDICTION_LOG_VARIABLE)
+        given = self.environment.get(PREDICTION_LOG_VARIABLE)
         self._given_log = Path(given) if given else None
         self.prediction_log = self._given_log
         self._folder: tempfile.TemporaryDirectory[str] | None = None
