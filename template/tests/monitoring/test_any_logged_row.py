@@ -84,7 +84,7 @@ def answered_traffic() -> list[Row]:
     rows = []
     for record in make_frame(ANSWERED_ROWS, seed=4).to_dict(orient="records"):
         outcome = int(record.pop("malignant"))
-        sent = {name: value for name, value in record.items() if value == value}  # NaN: left out
+        sent = {str(name): value for name, value in record.items() if value == value}  # no NaN
         rows.append(Row(sent, prediction=outcome, probability=0.2 + 0.6 * outcome, outcome=outcome))
     return rows
 

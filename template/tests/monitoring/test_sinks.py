@@ -73,9 +73,9 @@ def test_sqlite_gives_back_a_record_as_written(sqlite_sink):
     assert sqlite_sink.find(record.request_id, 3) is None
 
 
-def nested(depth):
+def nested(depth: int) -> list[object]:
     """A list inside a list... `depth` deep: past the JSON encoder's recursion limit."""
-    value: list = []
+    value: list[object] = []
     for _ in range(depth):
         value = [value]
     return value

@@ -59,14 +59,19 @@ def category_key(value: Any) -> str | None:
 def number_of(value: Any) -> float:
     """One value as a float: NaN when it is not a number; an integer past the float range
     (JSON has no limit: 1 followed by 400 zeros) as an infinity of its sign."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real | str):
+    if isinstance(value, bool):
         return math.nan
-    try:
-        return float(value)
-    except OverflowError:  # an int too large for a float
-        return math.inf if value > 0 else -math.inf
-    except ValueError:  # a text that is not a number
-        return math.nan
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if isinstance(value, numbers.Real | str):
+        try:
+            return float(value)
+        except ValueError:  # a text that is not a number
+            return math.nan
+    return math.nan
 
 
 def numbers_of(values: pd.Series) -> pd.Series:
