@@ -83,7 +83,7 @@ API_METRICS = (
     MetricSpec(
         "model_api_refused_rows_total",
         "counter",
-        "Rows refused for what the caller sent: the contract (422), a body not read (400, 413, 415).",
+        "Rows refused for what was sent: the contract (422), a body not read (400, 413, 415).",
     ),
     MetricSpec("model_api_feedback_total", "counter", "Feedback recorded (POST /feedback)."),
     MetricSpec(
