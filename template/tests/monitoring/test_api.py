@@ -1,11 +1,17 @@
 """The API with level 4 installed: request ids, one log record per row, probes, /metrics."""
 
+import json
 import re
 import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
 from ..package import NAME, load
+from ..serving.bodies import BODIES, CONTENT_TYPES, PROPERTY, feedback_bodies
 from ..serving.conftest import VERSION
 from .conftest import (
     GOOD,
@@ -106,6 +112,55 @@ def test_a_body_that_is_not_json_is_one_record_without_input(api):
     assert record["refused_rule"] == "body: JSON decode error"
 
 
+def test_a_body_over_the_limit_is_one_record_without_input(project, start_api):
+    write_monitoring(project.root)
+    api = start_api(max_body_bytes=100)
+
+    answer = _predict(api, {"rows": [GOOD] * 5})
+    written(api)
+
+    (record,) = logged()
+    assert (answer.status_code, record["status"], record["input"]) == (413, 413, None)
+    assert record["request_id"] == answer.headers["X-Request-ID"]
+    assert record["refused_rule"] == (
+        "body: request body larger than 100 bytes: send fewer rows a request"
+    )
+
+
+def test_a_body_not_sent_as_json_is_one_record_without_input(api):
+    answer = api.post("/predict", content=json.dumps(GOOD), headers={"Content-Type": "text/plain"})
+    written(api)
+
+    (record,) = logged()
+    assert (answer.status_code, record["status"], record["input"]) == (415, 415, None)
+    assert record["refused_rule"].startswith("body: send the rows as JSON")
+
+
+def test_a_body_nested_too_deep_to_parse_is_one_record_without_input(api):
+    answer = api.post(
+        "/predict", content=b"[" * 5000 + b"]" * 5000, headers={"Content-Type": "application/json"}
+    )
+    written(api)
+
+    (record,) = logged()
+    assert 400 <= answer.status_code < 500
+    assert (record["status"], record["input"]) == (answer.status_code, None)
+
+
+def test_a_lone_surrogate_is_logged_as_a_replacement_character(api):
+    body = json.dumps({"rows": [GOOD, {**GOOD, "clinic": "\ud800", "x\udc00": 1}]})
+
+    answer = api.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    written(api)
+
+    good, bad = logged()
+    assert (answer.status_code, good["status"], bad["status"]) == (422, 422, 422)
+    assert bad["input"] == {**GOOD, "clinic": "\ufffd", "x\ufffd": 1}
+    assert bad["refused_rule"] == (
+        "row: Input should be a valid string, unable to parse raw data as a unicode string"
+    )
+
+
 def test_never_log_columns_stay_out_of_the_log(project, start_api):
     write_monitoring(project.root, {"never_log": ["clinic", "area"]})
     api = start_api()
@@ -129,6 +184,77 @@ def test_a_request_without_the_token_is_not_logged(project, start_api, monkeypat
 
     assert (refused.status_code, accepted.status_code) == (401, 200)
     assert [record["request_id"] for record in logged()] == [accepted.headers["X-Request-ID"]]
+
+
+def test_nothing_from_a_caller_without_the_token_is_logged(project, start_api, monkeypatch):
+    """The body's size and its JSON are checked before the token: still not logged."""
+    monkeypatch.setenv("MODEL_API_TOKEN", TOKEN)
+    write_monitoring(project.root)
+    api = start_api(max_body_bytes=100)
+    json_header = {"Content-Type": "application/json"}
+
+    answers = [
+        api.post("/predict", content=b"{not json", headers=json_header),
+        api.post("/predict", json={"rows": [GOOD] * 5}),
+        api.post("/predict", json=GOOD, headers={"Authorization": "Bearer wrong"}),
+    ]
+    written(api)
+
+    assert [answer.status_code for answer in answers] == [422, 413, 401]
+    assert logged() == []
+    requests = metric_samples(api.get("/metrics").text, "model_api_requests_total")
+    assert sum(n for labels, n in requests.items() if 'handler="/predict"' in labels) == 3
+
+
+def rows_of(request_id: str) -> list[tuple[int, int]]:
+    """(row, status) of a request's records in the log, in order."""
+    connection = sqlite3.connect(LOG_PATH)
+    try:
+        found = connection.execute(
+            "SELECT row, status FROM predictions WHERE request_id = ? ORDER BY row", (request_id,)
+        )
+        return [(int(row), int(status)) for row, status in found]
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def small_api(project, start_api):
+    """One API for every example of a property test: small limits, so that some bodies
+    are over them."""
+    write_monitoring(project.root)
+    return start_api(max_body_bytes=2000, max_batch_rows=5)
+
+
+@PROPERTY
+@given(body=BODIES, content_type=CONTENT_TYPES)
+@example(body=b"[" * 5000 + b"]" * 5000, content_type="application/json")
+@example(body=json.dumps({"rows": [GOOD] * 40}).encode(), content_type="application/json")
+def test_every_answer_has_a_request_id_and_its_rows_in_the_log(small_api, body, content_type):
+    """Any body: a 2xx or 4xx, an id, one record a row answered, records for a refusal."""
+    answer = small_api.post("/predict", content=body, headers={"Content-Type": content_type})
+    written(small_api)
+
+    assert 200 <= answer.status_code < 500, (body, answer.status_code, answer.text[:300])
+    records = rows_of(answer.headers["X-Request-ID"])
+    if answer.status_code == 200:
+        rows = answer.json().get("predictions", [answer.json()])
+        assert records == [(row, 200) for row in range(len(rows))]
+    else:
+        assert records and {status for _, status in records} == {answer.status_code}, records
+
+
+@PROPERTY
+@given(data=st.data())
+def test_every_feedback_answer_is_a_2xx_or_4xx(small_api, data):
+    known = small_api.post("/predict", json=GOOD).headers["X-Request-ID"]
+    body = data.draw(feedback_bodies([known]))
+
+    answer = small_api.post(
+        "/feedback", content=body, headers={"Content-Type": data.draw(CONTENT_TYPES)}
+    )
+
+    assert 200 <= answer.status_code < 500, (body, answer.status_code, answer.text[:300])
 
 
 def test_shutdown_writes_the_rows_still_buffered(project, start_api):

@@ -50,8 +50,8 @@ def test_rows_with_feedback_are_appended_with_the_outcome_as_the_target(project,
     assert added["malignant"].tolist() == [1, 0, 1]
     assert added["clinic"].tolist() == ["south"] * 3
     assert result == {
-        "added": 3, "md5": files.md5_of(DATA), "previous_md5": result["previous_md5"],
-        "changed": True,
+        "added": 3, "copies": 0, "md5": files.md5_of(DATA),
+        "previous_md5": result["previous_md5"], "changed": True,
     }  # fmt: skip
     assert result["previous_md5"] != result["md5"]
     assert KEYS.read_text().splitlines() == [f"{n:032x}:0" for n in range(3)]
@@ -64,13 +64,52 @@ def test_rows_already_added_are_skipped(project, capsys):
     feedback_data.run(track=False)
     md5 = files.md5_of(DATA)
 
-    assert feedback_data.run(track=False) == {"added": 0, "md5": md5, "changed": False}
+    assert feedback_data.run(track=False) == {
+        "added": 0, "copies": 0, "md5": md5, "changed": False,
+    }  # fmt: skip
     assert "no new feedback row" in capsys.readouterr().out
 
     write_log(LOG, answered_with([1, 0, 0]))  # one more feedback since
     assert feedback_data.run(track=False)["added"] == 1
     assert len(pd.read_csv(DATA)) == 80 + 3
     assert len(KEYS.read_text().splitlines()) == 3
+
+
+def test_a_row_equal_to_one_of_the_data_or_an_earlier_one_is_not_added_again(project, capsys):
+    """Replayed traffic (the test split sent again) must not pile up copies of its rows."""
+    first = pd.read_csv(DATA).iloc[0].to_dict()
+    outcome = int(first.pop("malignant"))
+    known = {name: value for name, value in first.items() if value == value}  # NaN: left out
+    write_log(
+        LOG,
+        [
+            Row(known, outcome=outcome),  # a row of the data, its outcome the same
+            Row(known, outcome=1 - outcome),  # the same inputs, another outcome: a new row
+            Row(sent(20.0), outcome=1),
+            Row(sent(20.0), outcome=1),  # the same feedback, another request
+        ],
+    )
+
+    result = feedback_data.run(track=False)
+
+    assert (result["added"], result["copies"]) == (2, 2)
+    data = pd.read_csv(DATA)
+    assert len(data) == 80 + 2
+    assert data.duplicated().sum() == 0
+    assert len(KEYS.read_text().splitlines()) == 4  # all four taken: none is read again
+    assert "(2 equal to rows already in the data, skipped)" in capsys.readouterr().out
+
+
+def test_only_copies_leave_the_data_unchanged(project):
+    write_log(LOG, [Row(sent(20.0), outcome=1)])
+    feedback_data.run(track=False)
+    md5 = files.md5_of(DATA)
+    write_log(LOG, [Row(sent(20.0), outcome=1), Row(sent(20.0), outcome=1)])  # other requests
+
+    result = feedback_data.run(track=False)
+
+    assert (result["added"], result["copies"], result["changed"]) == (0, 1, False)
+    assert files.md5_of(DATA) == md5
 
 
 def test_only_answered_rows_with_feedback_become_data(project):

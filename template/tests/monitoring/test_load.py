@@ -76,12 +76,13 @@ def _logged_rows(path):
         connection.close()
 
 
-def test_every_answered_row_is_logged_under_load_with_two_workers(project, model_dir):
-    log_path = project.root / "logs" / "predictions.db"
-    write_monitoring(project.root, {"path": str(log_path), "flush_seconds": 30})
+def test_every_answered_row_is_logged_under_load_with_two_workers(project, model_dir, monkeypatch):
+    monkeypatch.delenv("PREDICTION_LOG_PATH", raising=False)  # no log chosen by the caller
+    write_monitoring(project.root, {"flush_seconds": 30})
     server = client.LocalServer(model_dir, workers=2)
 
     with server:
+        log_path = server.prediction_log  # a check's log: its own, not the project's
         _every_worker_ready(server.url)
         with ThreadPoolExecutor(CLIENTS) as pool:
             counts = pool.map(_send, [server.port] * CLIENTS, range(0, 10**6, REQUESTS_EACH))
@@ -90,12 +91,15 @@ def test_every_answered_row_is_logged_under_load_with_two_workers(project, model
         scraped = client.request(client.join(server.url, "/metrics")).body  # sending is over
         server.stop()  # SIGTERM: each worker's lifespan shutdown writes its buffer
         output = server.output()
+        logged_rows = _logged_rows(log_path)
 
     # 503: a worker still loading its model on a starved machine (the 40 ready
     # answers may all have come from the other one); such requests are not
     # answered, so not logged. Every answered row must be.
     assert set(sent) <= {200, 422, 503} and sent[200] and sent[422], sent
-    assert _logged_rows(log_path) == {200: sent[200], 422: sent[422]}
+    assert logged_rows == {200: sent[200], 422: sent[422]}
+    assert not log_path.exists()  # removed with the server
+    assert not (project.root / "logs").exists()  # the project's log untouched
     assert sum(metric_samples(scraped, "model_api_predictions_total").values()) == sent[200]
     assert metric_samples(scraped, "model_api_refused_rows_total") == {"": sent[422]}
     predict_requests = metric_samples(scraped, "model_api_requests_total")

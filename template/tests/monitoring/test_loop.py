@@ -10,8 +10,8 @@ for those features, so that it never touches this project's data or
 registry, and keeps working when you change yours. The first test finds no
 champion: the loop trains and promotes one, then sends drifted traffic with
 true outcomes, and the model retrained on that feedback must be promoted.
-The second sends poisoned feedback (flipped outcomes): the retrained model
-must be refused, the champion staying.
+The second sends poisoned feedback (the training rows, their outcomes
+flipped): the retrained model must be refused, the champion staying.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from ..package import load
 
 loop = load("monitoring.loop")
 files = load("core.files")
+params_file = load("core.params")
+preprocess = load("pipeline.preprocess")
 
 pytestmark = [
     pytest.mark.slow,
@@ -103,17 +105,37 @@ def gate_verdict() -> dict[str, Any]:
     return dict(json.loads(Path("reports/gate.json").read_text()))
 
 
+def split_inputs() -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """The inputs (every column but the target) of the data's train and test rows."""
+    params = params_file.load_params(Path("params.yaml"))
+    target = params.features.target
+    train, test = preprocess.split(pd.read_csv(DATA), target, params.split)
+
+    def inputs(part: pd.DataFrame) -> set[tuple[str, ...]]:
+        return {tuple(row) for row in part.drop(columns=[target]).astype(str).to_numpy().tolist()}
+
+    return inputs(train), inputs(test)
+
+
 def test_drifted_traffic_with_true_outcomes_retrains_a_better_model_promoted(project_copy):
     original = files.md5_of(DATA)
     original_rows = len(pd.read_csv(DATA))
+    _, tested_before = split_inputs()
 
     result = loop.run(rows=ROWS, feedback_share=FEEDBACK_SHARE)
 
     assert result["promoted"] is True
     assert (result["champion_before"], result["champion_after"]) == ("1", "2")
-    # The new champion learnt from a new data version, which holds the feedback rows.
+    # The new champion learnt from a new data version, which holds the feedback rows:
+    # the test split replayed gives copies of rows already there, which are not added.
     assert result["data_before"] == original != result["data_after"] == files.md5_of(DATA)
-    assert len(pd.read_csv(DATA)) == original_rows + ROWS * FEEDBACK_SHARE
+    data = pd.read_csv(DATA)
+    assert original_rows < len(data) < original_rows + ROWS * FEEDBACK_SHARE
+    assert not data.duplicated().any()
+    # The gate judged on rows no model trained on: the champion's test rows are still
+    # test rows, and no test row's inputs are among the training rows.
+    trained, tested = split_inputs()
+    assert tested_before <= tested and not trained & tested
     assert [step["name"] for step in result["steps"]][4:] == [
         "drift", "monitor", "feedback-to-data", "dvc repro (retrain)", "release --promote (gate)",
     ]  # fmt: skip

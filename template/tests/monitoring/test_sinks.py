@@ -73,6 +73,27 @@ def test_sqlite_gives_back_a_record_as_written(sqlite_sink):
     assert sqlite_sink.find(record.request_id, 3) is None
 
 
+def nested(depth: int) -> list[object]:
+    """A list inside a list... `depth` deep: past the JSON encoder's recursion limit."""
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_row_json_cannot_hold_is_written_without_its_input(sqlite_sink, stdout_sink, stdout):
+    """One such row must not stop the log: the writer would retry its batch forever."""
+    odd, plain = _record(input=nested(100_000), status=422), _record(request_id="b" * 32)
+
+    sqlite_sink.write([odd, plain])
+    stdout_sink.write([odd, plain])
+
+    assert sqlite_sink.find(odd.request_id, 0).input is None
+    assert sqlite_sink.find(plain.request_id, 0) == plain
+    lines = [json.loads(line) for line in stdout.getvalue().splitlines()]
+    assert [line["input"] for line in lines] == [None, plain.input]
+
+
 def test_sqlite_stores_json_text_in_the_json_columns(sqlite_sink):
     sqlite_sink.write([_record(prediction="yes")])
 

@@ -18,6 +18,9 @@ STEPS = {
     "read", "metadata", "validate", "preprocess", "train", "evaluate", "gate", "register",
     "promote", "report",
 }  # fmt: skip
+LEVEL_4 = (SRC / NAME / "monitoring").is_dir()  # the package has level 4's monitoring
+if LEVEL_4:  # and its `profile` stage
+    STEPS.add("profile")
 
 
 def compiled(arguments: list[str] | None = None) -> dict:
@@ -65,11 +68,27 @@ def test_step_bodies_call_the_package_and_copy_no_logic(project):
         assert "pip install" not in " ".join(spec["container"]["command"]), name
 
 
-def test_every_dvc_stage_is_a_pipeline_step():
+def test_every_dvc_stage_is_a_pipeline_step(project):
     stages = yaml.safe_load((SRC.parent / "dvc.yaml").read_text())["stages"]
+    document = compiled()
+    tasks = document["components"]["comp-exit-handler-1"]["dag"]["tasks"]
 
     for stage in stages:
         assert callable(getattr(steps, stage, None)), f"no pipeline step for the {stage} stage"
+        assert stage in tasks, f"the compiled pipeline runs no {stage} step"
+
+
+def test_at_level_4_the_gate_waits_for_the_profile_logged_with_the_run(project):
+    if not LEVEL_4:
+        pytest.skip("level 3: no monitoring sub-package, no profile stage")
+    tasks = compiled()["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+
+    profile = tasks["profile"]
+    assert {"evaluate", "preprocess", "train"} <= set(profile["dependentTasks"])
+    assert "profile" in tasks["gate"]["dependentTasks"]
+    artifacts = profile["inputs"]["artifacts"]
+    assert artifacts["train"]["taskOutputArtifact"]["producerTask"] == "preprocess"
+    assert artifacts["model"]["taskOutputArtifact"]["producerTask"] == "train"
 
 
 def test_the_exit_handler_gets_the_final_status_and_the_release_is_conditional(project):

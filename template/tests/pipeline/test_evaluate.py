@@ -31,7 +31,7 @@ def test_metrics_plots_and_canvas_goal_are_written(project, capsys):
     assert list(roc.columns) == ["fpr", "tpr"]
     confusion = pd.read_csv("reports/plots/confusion.csv")
     assert list(confusion.columns) == ["actual", "predicted"]
-    assert len(confusion) == metrics["test_rows"] == 20
+    assert len(confusion) == metrics["test_rows"] == len(pd.read_csv("data/processed/test.csv"))
     assert "meets the canvas goal" in capsys.readouterr().out
 
 

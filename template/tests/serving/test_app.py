@@ -1,8 +1,9 @@
 """The API in process (Starlette's TestClient): answers, the contract, limits and the token.
 
 Inputs a schema-driven fuzzer cannot send (non-finite numbers, bodies over the
-limit, chunked bodies, broken JSON) are tried here; test_running_api.py runs
-schemathesis against a real server.
+limit, chunked bodies, broken JSON, lone surrogates) are tried here, and a
+property test sends any JSON and any bytes (bodies.py): never a 5xx.
+test_running_api.py runs schemathesis against a real server.
 """
 
 import copy
@@ -10,16 +11,16 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import example, given
 
 from ..conftest import TEST_CANVAS
 from ..package import NAME, load
+from .bodies import BODIES, CONTENT_TYPES, GOOD, PROPERTY
 from .conftest import VERSION, build_folder
 
 app_module = load("serving.app")
 settings_module = load("serving.settings")
 fast_path = load("serving.fast_path")
-
-GOOD = {"radius": 14.0, "texture": 20.5, "area": 610.0, "smoothness": 0.1, "clinic": "south"}
 
 
 def _client(model_dir, **settings):
@@ -116,6 +117,44 @@ def test_a_row_that_breaks_the_contract_gets_422_naming_the_field(client, row, l
     assert answer.status_code == 422
     details = answer.json()["detail"]
     assert any(d["loc"] == location and words in d["msg"] for d in details), details
+
+
+def test_rows_that_are_not_a_list_are_told_so(client):
+    answer = client.post("/predict", json={"rows": 5})
+
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == [
+        {"loc": ["body", "rows"], "msg": "Input should be a valid list", "type": "list_type",
+         "input": 5},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {**GOOD, "clinic": "\ud800"},  # a value
+        {**GOOD, "x\udc00": 1},  # a key
+        {"rows": [GOOD, {**GOOD, "\ud800": "\udfff"}]},  # both, in a batch
+    ],
+)
+def test_a_lone_surrogate_is_refused_with_422_shown_as_a_replacement_character(client, row):
+    """Valid JSON ("\\ud800" is half of a surrogate pair) that UTF-8 cannot encode."""
+    answer = _post(client, json.dumps(row).encode())  # ensure_ascii: the escapes as sent
+
+    assert answer.status_code == 422
+    details = answer.json()["detail"]
+    shown = [json.dumps([d["loc"], d.get("input")], ensure_ascii=False) for d in details]
+    assert any("\ufffd" in text for text in shown), details
+
+
+@PROPERTY
+@given(body=BODIES, content_type=CONTENT_TYPES)
+@example(body=b"[" * 5000 + b"]" * 5000, content_type="application/json")
+@example(body=b'{"radius": 1' + b"0" * 400 + b"}", content_type="application/json")
+def test_no_body_gets_a_server_error(client, body, content_type):
+    answer = client.post("/predict", content=body, headers={"Content-Type": content_type})
+
+    assert 200 <= answer.status_code < 500, (body, answer.status_code, answer.text[:300])
 
 
 @pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e999"])

@@ -69,10 +69,10 @@ def test_score_writes_the_predictions_with_the_model_version(model_dir, capsys):
     scored = pd.read_csv("data/processed/test.predictions.csv")
     source = pd.read_csv("data/processed/test.csv")
     assert list(scored.columns) == [*source.columns, "prediction", "probability", "model_version"]
-    assert len(scored) == len(source) == 20
+    assert len(scored) == len(source)
     assert set(scored["model_version"].astype(str)) == {VERSION}
     assert scored["probability"].between(0, 1).all()
-    assert "20 rows scored" in capsys.readouterr().out
+    assert f"{len(source)} rows scored" in capsys.readouterr().out
 
 
 def test_score_reads_and_writes_parquet(model_dir):
@@ -81,7 +81,7 @@ def test_score_reads_and_writes_parquet(model_dir):
 
     assert cli.main(["score", "rows.parquet", "--output", "out/scored.parquet"]) == 0
 
-    assert len(pd.read_parquet("out/scored.parquet")) == 20
+    assert len(pd.read_parquet("out/scored.parquet")) == len(pd.read_parquet("rows.parquet"))
 
 
 def test_score_refuses_rows_that_break_the_contract_and_writes_nothing(model_dir, capsys):
@@ -121,12 +121,15 @@ def test_score_needs_a_known_format(model_dir, capsys):
     assert "must end in .csv or .parquet" in line
 
 
-def test_smoke_starts_and_stops_a_local_server(model_dir, capsys):
+def test_smoke_starts_and_stops_a_local_server(model_dir, capsys, monkeypatch):
+    monkeypatch.delenv("PREDICTION_LOG_PATH", raising=False)  # no log chosen by the caller
     assert cli.main(["smoke", "--start"]) == 0, capsys.readouterr().err
 
     output = capsys.readouterr().out
     assert "local server ready in" in output
     assert "7 checks passed (MODEL_API_TOKEN not set: no token checked)" in output
+    # Level 4: the check's traffic went to a log of its own, not into the project's.
+    assert not Path("logs").exists()
 
 
 @pytest.mark.parametrize(

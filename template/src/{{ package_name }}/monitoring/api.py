@@ -7,7 +7,11 @@ create_app when this folder exists (docs/decisions/0009-level-4-monitoring.md):
   and its extra task) gives each POST /predict an id, returned in the
   `X-Request-ID` header, and queues what it saw for the intake (intake.py),
   which makes one record per row for the prediction log, answered or
-  refused; it counts every request for the metrics;
+  refused (records.py says which answers); it counts every request for the
+  metrics. When the API has a token, a request without it is counted, never
+  logged: the log holds what the model's callers sent, and nobody else may
+  write into it (refusals of a body over the limit, or not JSON, come before
+  the token check);
 - POST /feedback records the true outcome of a logged row (same bearer
   token as /predict: feedback becomes training data);
 - GET /metrics serves the Prometheus metrics (metrics.py);
@@ -23,6 +27,7 @@ This module has no `from __future__ import annotations`: FastAPI reads the
 endpoint annotations, and the feedback type is built at run time.
 """
 
+import hmac
 import logging
 import os
 from dataclasses import replace
@@ -34,7 +39,7 @@ from ..core.canvas import Canvas, DataContract, SuccessMetric, _column_rule, loa
 from ..core.errors import PipelineError
 from ..core.settings import Reader
 from ..serving.model_folder import METADATA_FILE, ModelFolder
-from ..serving.schema import Feature, field_type
+from ..serving.schema import Feature, encodable, field_type
 from ..serving.settings import ServingSettings
 from .intake import Exchange, Intake
 from .log import PredictionLog, describe
@@ -93,10 +98,16 @@ class Monitoring:
     """
 
     def __init__(
-        self, settings: MonitoringSettings, folder: ModelFolder, sink: Sink, app: Any
+        self,
+        settings: MonitoringSettings,
+        folder: ModelFolder,
+        sink: Sink,
+        app: Any,
+        token: str | None = None,
     ) -> None:
         self.settings = settings
         self.folder = folder
+        self.token = None if token is None else token.encode()
         self.log = PredictionLog(sink, settings.prediction_log)
         self.intake = Intake(self.log, frozenset(settings.prediction_log.never_log))
         self.metrics: Any = None  # an ApiMetrics once started
@@ -140,6 +151,21 @@ class Monitoring:
 
     def probe_details(self) -> dict[str, Any]:
         return {"prediction_log": self.log.health()}
+
+    def authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        """Whether a request carries the API's token (any request does when none is set).
+
+        The check of serving/app.py's bearer dependency: `Authorization:
+        Bearer <token>`, the scheme in any case.
+        """
+        if self.token is None:
+            return True
+        for name, value in headers:
+            if name == b"authorization":
+                scheme, _, credentials = value.decode("latin-1").partition(" ")
+                given = credentials.encode()
+                return scheme.lower() == "bearer" and hmac.compare_digest(given, self.token)
+        return False
 
     def handler(self, path: str) -> str:
         return path if path in self.handlers else OTHER_HANDLER
@@ -231,8 +257,11 @@ class ObservedRequests:
             await self.app(scope, receive_kept, send_kept)
         finally:
             seconds = (finished or perf_counter()) - start
-            exchange = Exchange(request_id, time(), status, seconds, sent, answered)
-            self.monitoring.intake.add(exchange)
+            if self.monitoring.authorized(scope["headers"]):
+                exchange = Exchange(request_id, time(), status, seconds, sent, answered)
+                self.monitoring.intake.add(exchange)
+            else:  # counted, never logged
+                self.monitoring.observe_request(PREDICT_PATH, "POST", status, seconds)
 
 
 # --- POST /feedback ----------------------------------------------------------------------
@@ -284,10 +313,22 @@ def build_feedback_model(folder: ModelFolder, settings: ServingSettings) -> Any:
     )
 
 
+def _shown(part: Any) -> Any:
+    return encodable(part) if isinstance(part, str) else part
+
+
 def _problems(errors: Any) -> list[dict[str, Any]]:
-    """pydantic's errors as the body of a 422: location, message and type of each."""
+    """pydantic's errors as the body of a 422: location, message and type of each.
+
+    Texts are made encodable: a field name sent with a lone surrogate
+    ("\\ud800") must not turn the 422 into a 500.
+    """
     return [
-        {"loc": list(error.get("loc", ())), "msg": str(error.get("msg")), "type": error.get("type")}
+        {
+            "loc": [_shown(part) for part in error.get("loc", ())],
+            "msg": encodable(str(error.get("msg"))),
+            "type": error.get("type"),
+        }
         for error in errors
     ]
 
@@ -399,7 +440,7 @@ def install(app: Any, state: Any, settings: ServingSettings) -> Monitoring:
     """Add level 4 to the API `create_app` built (state: its ModelState)."""
     monitoring_settings = load_monitoring_settings()
     sink = open_sink(monitoring_settings.prediction_log)  # a bad `module:factory` fails here
-    monitoring = Monitoring(monitoring_settings, state.folder, sink, app)
+    monitoring = Monitoring(monitoring_settings, state.folder, sink, app, settings.token)
     if monitoring.canvas is None:
         raise PipelineError(
             f"{state.folder.path / METADATA_FILE} records no success metric and "

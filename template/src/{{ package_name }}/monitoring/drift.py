@@ -42,6 +42,7 @@ import argparse
 import html
 import json
 import sqlite3
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +54,8 @@ from ..core.errors import PipelineError
 from . import drift_stats
 from .profile import FORMAT as PROFILE_FORMAT
 from .profile import REFERENCE_PROFILE, category_key, numbers_of
+from .records import loads
+from .report import tick_label
 from .settings import MONITORING_SETTINGS, DriftSettings, load_monitoring_settings
 
 if TYPE_CHECKING:
@@ -175,16 +178,16 @@ def _query(last: int | None, since: str | None) -> tuple[str, list[Any]]:
 
 def _decoded(text: str) -> Any:
     try:
-        return json.loads(text)
+        return loads(text)
     except ValueError:
         return None
 
 
 def decode_inputs(texts: list[str]) -> list[dict[str, Any]]:
     """The logged inputs that are JSON objects, decoded in one call when they all are (a call
-    per row is twice as slow at a million rows)."""
+    per row is twice as slow at a million rows); texts made encodable (records.loads)."""
     try:
-        decoded = json.loads("[" + ",".join(texts) + "]")
+        decoded = loads("[" + ",".join(texts) + "]")
     except ValueError:  # a text that is not JSON: decode row by row, without it
         decoded = [_decoded(text) for text in texts]
     return [row for row in decoded if isinstance(row, dict)]
@@ -506,7 +509,7 @@ def _plot_categorical(axes: Any, verdict: dict[str, Any]) -> None:
     axes.bar(
         positions + 0.2, [current[n] for n in names], 0.4, label="current", color=CURRENT_COLOR
     )
-    axes.set_xticks(positions, names, rotation=30, ha="right")
+    axes.set_xticks(positions, [tick_label(name) for name in names], rotation=30, ha="right")
     axes.set_ylabel("share of rows")
 
 
@@ -522,7 +525,9 @@ def feature_plots(
     except ImportError:
         return None
     plots = {}
-    with plt.rc_context({"text.parse_math": False, "font.size": 9}):
+    with plt.rc_context({"text.parse_math": False, "font.size": 9}), warnings.catch_warnings():
+        # Categories are what callers sent: any character, drawn as a box without a glyph.
+        warnings.filterwarnings("ignore", r"Glyph .* missing from font", UserWarning)
         for name, verdict in verdicts.items():
             figure, axes = plt.subplots(figsize=(6, 2.8))
             if verdict["kind"] == "numeric":

@@ -12,12 +12,19 @@ column, or a column the API does not take) is refused, as the data would
 be incomplete. A value missing from one row's input (a field left out, as
 the contract allows) is a missing value.
 
-Rows already added are skipped: their `<request id>:<row>` keys are kept in
+Rows already taken are skipped: their `<request id>:<row>` keys are kept in
 data/raw/feedback-ids.txt, next to the data. A column in the data instead
 would change the file's columns, which the data contract, the pipeline and
 every user of the file would then have to ignore. The keys file is versioned
 with the data: `dvc add` takes both, so a clone that pulls a data version
 also knows which feedback it holds.
+
+A feedback row equal to a row of the data (every column, the outcome
+included), or to an earlier feedback row, is not appended again (its key is
+kept, as taken): replayed traffic (the same inputs sent again) would
+otherwise pile up copies, and weigh them more in training. Together with
+`preprocess`, which puts rows with the same inputs on the same side of the
+split, the rows the gate judges on never reach a training set.
 
 Then `dvc add` records the new data version (the md5 that `evaluate` records
 with the next run, and the retrained model carries), unless --no-track.
@@ -153,6 +160,22 @@ def dvc_add(targets: list[Path]) -> None:
         )
 
 
+def without_copies(frame: pd.DataFrame, data: Path) -> Any:
+    """True for the rows of `frame` equal to no row of the data file and to no earlier row
+    of `frame` (values compared as the split's row identity: 1 and 1.0 alike)."""
+    import pandas as pd
+
+    from ..pipeline.preprocess import row_identities
+
+    existing = pd.read_csv(data)[list(frame.columns)]
+    seen = set(row_identities(existing))
+    kept = []
+    for identity in row_identities(frame):
+        kept.append(identity not in seen)
+        seen.add(identity)
+    return pd.Series(kept, index=frame.index, dtype=bool)
+
+
 def new_rows(log: Path, keys_path: Path) -> tuple[list[FeedbackRow], int]:
     """The feedback rows not yet added, and how many logged no input to use."""
     known = read_keys(keys_path)
@@ -181,20 +204,36 @@ def run(
             f"feedback-to-data: no new feedback row in {log_path}{skipped}: {data} unchanged "
             f"(md5 {md5}); {FEEDBACK_HINT}"
         )
-        return {"added": 0, "md5": md5, "changed": False}
+        return {"added": 0, "copies": 0, "md5": md5, "changed": False}
     check_columns(rows, columns, target, monitoring.prediction_log.never_log, log_path)
     before = files.md5_of(data)
-    append_rows(data, csv_text(feedback_frame(rows, columns, target)))
+    frame = feedback_frame(rows, columns, target)
+    new = without_copies(frame, data)
+    copies = int((~new).sum())
+    if copies:
+        skipped += f" ({copies} equal to rows already in the data, skipped)"
+    if new.any():
+        append_rows(data, csv_text(frame[new]))
     append_keys(keys_path, rows)
     if track:
         dvc_add([data, keys_path])
     md5 = files.md5_of(data)
+    added = len(rows) - copies
     tracked = "new DVC version" if track else "not tracked (--no-track)"
-    print(
-        f"feedback-to-data: {len(rows)} feedback rows added to {data}{skipped}: md5 {before} -> "
-        f"{md5} ({tracked}); their ids in {keys_path}"
-    )
-    return {"added": len(rows), "md5": md5, "previous_md5": before, "changed": True}
+    if added:
+        print(
+            f"feedback-to-data: {added} feedback rows added to {data}{skipped}: md5 {before} -> "
+            f"{md5} ({tracked}); their ids in {keys_path}"
+        )
+    else:
+        print(
+            f"feedback-to-data: no new row for {data}{skipped}: unchanged (md5 {md5}); their ids "
+            f"in {keys_path}"
+        )
+    return {
+        "added": added, "copies": copies, "md5": md5, "previous_md5": before,
+        "changed": md5 != before,
+    }  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

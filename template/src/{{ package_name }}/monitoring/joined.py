@@ -9,14 +9,13 @@ run while the API writes it.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import PipelineError
-from .records import ANSWERED
+from .records import ANSWERED, loads
 from .report import open_log
 
 FEEDBACK_HINT = (
@@ -55,9 +54,10 @@ def _decoded(text: Any, path: Path, column: str) -> Any:
     if text is None:
         return None
     try:
-        return json.loads(text)
+        return loads(text)
     except (TypeError, ValueError):
-        raise PipelineError(f"{path}: a `{column}` of the log is not JSON ({text!r}).") from None
+        shown = text[:80] + "..." if isinstance(text, str) and len(text) > 80 else text
+        raise PipelineError(f"{path}: a `{column}` of the log is not JSON ({shown!r}).") from None
 
 
 def _has_feedback_table(connection: sqlite3.Connection) -> bool:

@@ -20,7 +20,7 @@ The steps, each timed:
 5. traffic (`simulate`): the test split, shifted, and for a share of the
    rows their true outcome (the outcome of the row each was shifted from), so
    that retraining on them helps. --worse: no feedback on the shifted rows;
-   then rows of the test split sent as they are, each with the OPPOSITE
+   then rows of the training split sent as they are, each with the OPPOSITE
    outcome (a broken feedback integration, or poisoning);
 6. `drift` on that log: it must flag the shifted feature;
 7. `monitor`: it must ask for retraining;
@@ -28,7 +28,9 @@ The steps, each timed:
 9. `dvc repro`: the candidate trained on it;
 10. `release --promote`: the gate promotes the candidate, or refuses it
     (scored with the champion on the same test rows, a model that learnt the
-    flipped outcomes is worse) and the champion stays.
+    flipped outcomes is worse) and the champion stays. The poisoned rows have
+    the inputs of training rows: the split (by row identity) keeps them in
+    training, out of the test rows the gate judges on.
 
 A result other than the one expected (promoted; with --worse, refused) is an
 error, with the gate's reason.
@@ -247,12 +249,12 @@ def choose_shift(given: Shift | None) -> tuple[Shift, str]:
 # --- Traffic ------------------------------------------------------------------------------------
 
 
-def flipped_outcomes(test: Path, folder: Path) -> Path:
-    """The test split with each outcome swapped for the other class: poisoned feedback."""
+def flipped_outcomes(rows: Path, folder: Path) -> Path:
+    """The rows with each outcome swapped for the other class: poisoned feedback."""
     from ..core.canvas import load_canvas
 
     target = load_canvas(paths.CANVAS).prediction_target
-    frame = files.read_csv(test, paths.READ_STAGE_HINT)
+    frame = files.read_csv(rows, paths.READ_STAGE_HINT)
     classes = sorted(frame[target].dropna().unique().tolist())
     if len(classes) != 2:
         raise PipelineError(f"--worse flips a binary target: {target} has {len(classes)} classes")
@@ -271,7 +273,8 @@ def send(url: str, folder: Path, shift: Shift, rows: int, share: float, worse: b
     first = Traffic(rows, CONCURRENCY, 1, 0.0 if worse else share, 0.5, (shift,))
     runs = [(paths.TEST_DATA, first)]
     if worse:
-        poisoned = flipped_outcomes(paths.TEST_DATA, folder)
+        # Rows the model trained on, told the opposite: the test rows stay clean.
+        poisoned = flipped_outcomes(paths.TRAIN_DATA, folder)
         feedback_rows = max(1, round(rows * share))
         runs.append((poisoned, Traffic(feedback_rows, CONCURRENCY, 1, 1.0, 0.5)))
     said = []
@@ -333,7 +336,7 @@ def add_feedback(log: Path) -> str:
 
     result = feedback_data.run(log=log)
     if not result["changed"]:
-        raise PipelineError(f"no feedback row in {log}: nothing to retrain on")
+        raise PipelineError(f"no new feedback row in {log}: nothing to retrain on")
     return f"{result['added']} rows added: data {result['previous_md5']} -> {result['md5']}"
 
 

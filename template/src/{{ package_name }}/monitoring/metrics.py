@@ -80,7 +80,11 @@ API_METRICS = (
     MetricSpec(
         "model_api_predictions_total", "counter", "Rows predicted, by class.", ("prediction",)
     ),
-    MetricSpec("model_api_refused_rows_total", "counter", "Rows the data contract refused (422)."),
+    MetricSpec(
+        "model_api_refused_rows_total",
+        "counter",
+        "Rows refused for what was sent: the contract (422), a body not read (400, 413, 415).",
+    ),
     MetricSpec("model_api_feedback_total", "counter", "Feedback recorded (POST /feedback)."),
     MetricSpec(
         "model_api_model_info",

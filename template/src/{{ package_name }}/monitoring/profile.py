@@ -19,6 +19,7 @@ It also records the data version (the md5 of data/raw/dataset.csv, as the
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,11 +56,36 @@ def category_key(value: Any) -> str | None:
     return str(value)
 
 
+def number_of(value: Any) -> float:
+    """One value as a float: NaN when it is not a number; an integer past the float range
+    (JSON has no limit: 1 followed by 400 zeros) as an infinity of its sign."""
+    if isinstance(value, bool):
+        return math.nan
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if isinstance(value, numbers.Real | str):
+        try:
+            return float(value)
+        except ValueError:  # a text that is not a number
+            return math.nan
+    return math.nan
+
+
 def numbers_of(values: pd.Series) -> pd.Series:
-    """A column as floats; what is not a number counts as missing."""
+    """A column as floats; what is not a number counts as missing.
+
+    Logged inputs hold what callers sent, refused rows included: any JSON
+    value, such as an integer no float can hold, which pandas cannot convert.
+    """
     import pandas as pd
 
-    return pd.to_numeric(values, errors="coerce").astype("float64")
+    try:
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    except (OverflowError, TypeError, ValueError):
+        return pd.Series([number_of(value) for value in values], index=values.index, dtype=float)
 
 
 def _missing(rows: int, missing: int) -> dict[str, Any]:

@@ -14,14 +14,24 @@ import json
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-# The statuses whose rows are logged: answered, or refused by the contract
-# (400 and 422: the body is not readable JSON, or breaks the contract). Other
-# answers (401, 413, 415, 503) were never about rows: the metrics count them.
+from ..serving.schema import encodable
+
+# The statuses whose rows are logged (docs/monitoring.md): answered, or refused
+# for what the caller sent: 400 and 422 (not readable JSON, or breaking the
+# contract), 413 (a body over the limit) and 415 (a body not sent as JSON).
+# Never logged: 401 (and any request without the token, when one is set: the
+# log takes rows from the model's callers only), 503 (the model is loading:
+# the caller retries, and its retry is logged) and 5xx errors; the metrics
+# count every request.
 ANSWERED = 200
-REFUSED = frozenset({400, 422})
+REFUSED = frozenset({400, 413, 415, 422})
 LOGGED_STATUSES = frozenset({ANSWERED, *REFUSED})
+# Refused before the body was read as rows: one record, its input not logged.
+UNREAD_BODY = frozenset({413, 415})
 # The rule of a row that met the contract in a request refused for other rows.
 NOT_SCORED = "not scored: another row of the request was refused"
+# input, prediction, probability of a record whose body was not read.
+UNREAD = (None, None, None)
 
 
 class JsonText(str):
@@ -50,7 +60,7 @@ class PredictionRecord(NamedTuple):
         """The stdout line of this record (its fields, `type` first)."""
         fields = self._asdict()
         if isinstance(self.input, JsonText):
-            fields["input"] = json.loads(self.input)
+            fields["input"] = loads(self.input)
         return {"type": "prediction", **fields}
 
 
@@ -76,11 +86,56 @@ def format_time(moment: datetime) -> str:
     return utc.isoformat(timespec="milliseconds")
 
 
+def loads(text: str | bytes) -> Any:
+    """JSON text decoded, every text in it encodable as UTF-8; ValueError when it is not JSON.
+
+    JSON may escape half of a surrogate pair ("\\ud800"): it becomes U+FFFD,
+    so that the log, the reports and the data files can write it. A text
+    nested deeper than Python's parser goes is not JSON here.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to decode") from None
+    escaped = b"\\" in text if isinstance(text, bytes) else "\\" in text
+    return encodable_json(value) if escaped else value
+
+
+def encodable_json(value: Any) -> Any:
+    """A decoded JSON value with each text made encodable (serving.schema.encodable).
+
+    Lists and objects are changed in place, walked with a stack: a value as
+    deep as the parser takes must not exhaust Python's recursion limit here.
+    """
+    pending: list[Any] = []
+    value = _encodable_item(value, pending)
+    while pending:
+        container = pending.pop()
+        if isinstance(container, list):
+            for index, item in enumerate(container):
+                container[index] = _encodable_item(item, pending)
+            continue
+        items = list(container.items())
+        container.clear()
+        for key, item in items:
+            container[encodable(key)] = _encodable_item(item, pending)
+    return value
+
+
+def _encodable_item(item: Any, pending: list[Any]) -> Any:
+    """A text made encodable; a list or object queued to be walked; anything else as it is."""
+    if isinstance(item, str):
+        return encodable(item)
+    if isinstance(item, dict | list):
+        pending.append(item)
+    return item
+
+
 def _decode(body: bytes) -> Any:
     """A JSON body, or None when it is not JSON (the contract refused it: 400 or 422)."""
     try:
-        return json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+        return loads(body) if body else None
+    except ValueError:  # UnicodeDecodeError included
         return None
 
 
@@ -201,6 +256,10 @@ def prediction_records(
         return []
     common = (request_id, time, status, latency_ms)
     response = _decode(response_body)
+    if status in UNREAD_BODY:
+        detail = response.get("detail") if isinstance(response, dict) else response
+        rule = refused_rules(detail, 1, batch=False)[0]
+        return [PredictionRecord(request_id, 0, time, None, status, latency_ms, *UNREAD, rule)]
     one_answer = isinstance(response, dict) and "predictions" not in response
     if status == ANSWERED and one_answer and not never_log:
         fast = _one_row_as_sent(common, request_body, response)

@@ -23,10 +23,10 @@ import argparse
 import base64
 import html
 import io
-import json
 import math
 import sqlite3
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -36,6 +36,8 @@ from ..core import files, paths
 from ..core.canvas import Canvas, SuccessMetric, load_canvas
 from ..core.commands import Command
 from ..core.errors import PipelineError
+from .profile import numbers_of
+from .records import loads
 from .settings import MetricsSettings, load_monitoring_settings
 
 if TYPE_CHECKING:
@@ -73,7 +75,13 @@ MAX_BINS = 60
 # The live metric is drawn at this many points at most (each is one computation).
 METRIC_POINTS = 100
 HISTOGRAM_BINS = 30
+# Numbers past this are left out of the histograms (and said so): near the float
+# range's end (1.8e308), matplotlib cannot lay out an axis.
+PLOTTABLE = 1e300
+# matplotlib's warning for a character its font cannot draw (it draws a box).
+MISSING_GLYPH = r"Glyph .* missing from font"
 MAX_CATEGORIES = 15
+LABEL_CHARS = 20
 ANSWERED, REFUSED, FAILED = "answered", "refused", "failed"
 COLORS = {ANSWERED: "#4c72b0", REFUSED: "#dd8452", FAILED: "#c44e52"}
 LIVE_COLOR, TRAIN_COLOR = "#4c72b0", "#999999"
@@ -197,11 +205,12 @@ def parse_times(values: pd.Series, path: Path) -> pd.Series:
 
 
 def decode_json(text: Any) -> Any:
-    """A JSON column's value; text that is not JSON is kept as it is."""
+    """A JSON column's value (its texts encodable: records.loads); text that is not JSON is
+    kept as it is."""
     if text is None:
         return None
     try:
-        return json.loads(text)
+        return loads(text)
     except (TypeError, ValueError):
         return text
 
@@ -316,10 +325,9 @@ def requests_of(predictions: pd.DataFrame) -> pd.DataFrame:
 def latency_percentiles(predictions: pd.DataFrame, size: str) -> pd.DataFrame:
     """p50, p95 and p99 of the request latency (ms), a bin."""
     import numpy as np
-    import pandas as pd
 
     requests = requests_of(predictions)
-    latency = pd.to_numeric(requests["latency_ms"], errors="coerce")
+    latency = numbers_of(requests["latency_ms"])
     table = (
         latency.groupby(requests["time"].dt.floor(size))
         .quantile(np.array([0.5, 0.95, 0.99]))
@@ -422,7 +430,6 @@ def live_metric(
 
 def feature_kinds(inputs: pd.DataFrame) -> dict[str, bool]:
     """Each feature and whether it is numeric: params.yaml's lists, else the logged values."""
-    import pandas as pd
 
     from ..core.params import load_params
 
@@ -435,9 +442,7 @@ def feature_kinds(inputs: pd.DataFrame) -> dict[str, bool]:
     kinds = {}
     for name in inputs.columns:
         values = inputs[name].dropna()
-        kinds[str(name)] = bool(len(values)) and bool(
-            pd.to_numeric(values, errors="coerce").notna().all()
-        )
+        kinds[str(name)] = bool(len(values)) and bool(numbers_of(values).notna().all())
     return kinds
 
 
@@ -458,8 +463,8 @@ def feature_views(inputs: pd.DataFrame, training: pd.DataFrame | None) -> list[F
         live = inputs[name] if name in inputs.columns else pd.Series(dtype=object)
         train = training[name] if training is not None and name in training.columns else None
         if numeric:
-            live = pd.to_numeric(live, errors="coerce")
-            train = pd.to_numeric(train, errors="coerce") if train is not None else None
+            live = numbers_of(live)
+            train = numbers_of(train) if train is not None else None
         views.append(FeatureView(name, numeric, live, train))
     return views
 
@@ -565,12 +570,13 @@ def plot_live_metric(metric: LiveMetric) -> str:
     return png_uri(figure)
 
 
-def _finite(values: pd.Series) -> Any:
-    """The values a histogram can bin: a refused row may carry an infinity (JSON `Infinity`)."""
+def plottable(values: pd.Series) -> Any:
+    """The values a histogram can draw: finite, within +-PLOTTABLE. Refused rows carry what
+    callers sent: `Infinity`, or 1.7e308, which overflows matplotlib's axis arithmetic."""
     import numpy as np
 
     numbers = values.to_numpy(dtype=float)
-    return numbers[np.isfinite(numbers)]
+    return numbers[np.isfinite(numbers) & (np.abs(numbers) <= PLOTTABLE)]
 
 
 def bin_edges(values: Any) -> list[float]:
@@ -587,7 +593,9 @@ def bin_edges(values: Any) -> list[float]:
             low, middle, high = (float(bound) for bound in bounds)
             span = high - low
         if not np.isfinite(span) or span <= abs(low) * 1e-9:
-            low, high = middle - 0.5, middle + 0.5  # one bar around the median: nothing else fits
+            # One bar around the median, wide enough for floats to tell its edges apart.
+            half = max(0.5, abs(middle) * 1e-6)
+            low, high = middle - half, middle + half
         return list(np.linspace(low, high, HISTOGRAM_BINS + 1))
 
 
@@ -596,8 +604,8 @@ def plot_numeric(view: FeatureView) -> str:
 
     figure = new_figure(height=2.2, width=6.0)
     axes = figure.subplots()
-    live = _finite(view.live)
-    train = _finite(view.train) if view.train is not None else np.array([])
+    live = plottable(view.live)
+    train = plottable(view.train) if view.train is not None else np.array([])
     edges = bin_edges(np.concatenate([live, train]))
     if len(train):
         axes.hist(train, bins=edges, density=True, color=TRAIN_COLOR, alpha=0.6, label="training")
@@ -608,6 +616,13 @@ def plot_numeric(view: FeatureView) -> str:
     axes.set_ylabel("density")
     axes.legend(loc="upper right")
     return png_uri(figure)
+
+
+def tick_label(value: Any) -> str:
+    """A category as an axis shows it: one line of at most LABEL_CHARS characters (callers'
+    texts may be long or hold line breaks, which would squeeze the plot to nothing)."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
 def plot_categorical(view: FeatureView) -> str:
@@ -627,7 +642,9 @@ def plot_categorical(view: FeatureView) -> str:
     offset = width / 2 if train is not None else 0.0
     axes.bar(positions + offset, live.reindex(shown, fill_value=0.0).to_numpy(),
              width=width, color=LIVE_COLOR, label="live")  # fmt: skip
-    axes.set_xticks(positions, shown, rotation=30 if len(shown) > 6 else 0)
+    axes.set_xticks(
+        positions, [tick_label(name) for name in shown], rotation=30 if len(shown) > 6 else 0
+    )
     axes.set_xlabel(view.name)
     axes.set_ylabel("share of rows")
     axes.legend(loc="upper right")
@@ -793,6 +810,13 @@ def feature_section(page: Page, window: LogWindow, train_path: Path) -> None:
         missing = float(view.live.isna().mean()) if len(view.live) else 1.0
         if missing:
             parts.append(note_html(f"{missing:.1%} of the live rows lack {view.name}."))
+        left_out = int(view.live.notna().sum()) - len(plottable(view.live)) if view.numeric else 0
+        if left_out:
+            parts.append(
+                note_html(
+                    f"{left_out:,} live value(s) infinite or beyond ±{PLOTTABLE:g}: not drawn."
+                )
+            )
     page.add("Input features", *parts)
 
 
@@ -807,7 +831,9 @@ def build_page(
     from matplotlib import rc_context
 
     page = Page(f"Monitoring report: {window.end:%Y-%m-%d %H:%M} UTC")
-    with rc_context(PLOT_STYLE):
+    with rc_context(PLOT_STYLE), warnings.catch_warnings():
+        # Categories are what callers sent: any character, drawn as a box without a glyph.
+        warnings.filterwarnings("ignore", MISSING_GLYPH, UserWarning)
         summary_section(page, window, days)
         traffic_sections(page, window, canvas.latency_budget_ms if canvas else None)
         metric_section(page, window, canvas, settings)

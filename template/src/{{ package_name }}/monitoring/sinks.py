@@ -156,11 +156,21 @@ class SinkUnavailable(OSError):
     """The sink cannot be read or written now (the log retries; /feedback answers 503)."""
 
 
+def logged_json(value: Any) -> str | None:
+    """A JSON column's text; None for a value JSON cannot hold (nested past the encoder's
+    recursion limit): one such row must not stop the log from writing the others."""
+    if value is None:
+        return None
+    try:
+        return compact(value)
+    except (RecursionError, ValueError, TypeError):
+        return None
+
+
 def _values(record: PredictionRecord) -> tuple[Any, ...]:
     return (
         record.request_id, record.row, record.time, record.model_version, record.status,
-        record.latency_ms, None if record.input is None else compact(record.input),
-        None if record.prediction is None else compact(record.prediction),
+        record.latency_ms, logged_json(record.input), logged_json(record.prediction),
         record.probability, record.refused_rule,
     )  # fmt: skip
 
@@ -371,12 +381,12 @@ class StdoutSink:
 
     def _emit(self, lines: list[dict[str, Any]]) -> None:
         stream = self._stream or sys.stdout
-        stream.write("".join(compact(line) + "\n" for line in lines))
+        stream.write("".join(_line(line) + "\n" for line in lines))
         stream.flush()
 
     def write(self, records: Sequence[PredictionRecord]) -> None:
         with self._lock:
-            self._emit([record.as_json() for record in records])
+            self._emit([_as_json(record) for record in records])
             for record in records:
                 self._remember(record._replace(input=None))
 
@@ -428,6 +438,22 @@ class StdoutSink:
     def close(self) -> None:
         with self._lock:
             (self._stream or sys.stdout).flush()
+
+
+def _as_json(record: PredictionRecord) -> dict[str, Any]:
+    """The record's line; its input null when it is no longer JSON (see logged_json)."""
+    try:
+        return record.as_json()
+    except ValueError:
+        return record._replace(input=None).as_json()
+
+
+def _line(fields: dict[str, Any]) -> str:
+    """One JSON line; the input left out (null) when JSON cannot hold it (see logged_json)."""
+    try:
+        return compact(fields)
+    except (RecursionError, ValueError, TypeError):
+        return compact({**fields, "input": None})
 
 
 # --- choosing ----------------------------------------------------------------------------

@@ -3,7 +3,9 @@
     uv run <package> monitoring-smoke [--rows 400] [--workers 2]
 
 Starts the API on a free port (the model folder `export` or
-`export-candidate` wrote) with several workers and the SQLite prediction log,
+`export-candidate` wrote) with several workers and a SQLite prediction log of
+its own, logs/monitoring-smoke.db (made anew each run: synthetic traffic never
+goes to the project's log, which drift, performance and retraining read),
 sends simulated traffic with feedback plus rows the contract refuses,
 scrapes /metrics, stops the server cleanly, and then checks that:
 
@@ -12,7 +14,8 @@ scrapes /metrics, stops the server cleanly, and then checks that:
 - the metrics, summed over the workers, count the same rows, nothing dropped,
   and show the live success metric once enough feedback came;
 
-and writes the monitoring report. The checks-monitoring workflow runs it.
+and writes the monitoring report of that log (report.path, the page the
+checks-monitoring workflow keeps). The checks-monitoring workflow runs it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from .settings import LOG_PATH_VARIABLE, LOG_SINK_VARIABLE, load_monitoring_sett
 
 # A value no numeric contract column accepts: the API refuses the row (422).
 REFUSED_VALUE = "not a number"
+# The log of this check's traffic, never the project's (prediction_log.path).
+SMOKE_LOG = Path("logs/monitoring-smoke.db")
 
 
 def count_rows(log: Path) -> int:
@@ -46,6 +51,13 @@ def count_rows(log: Path) -> int:
         return int(connection.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
     finally:
         connection.close()
+
+
+def fresh_log(path: Path) -> Path:
+    """The path of a log made anew: the file of an earlier run removed, with SQLite's WAL files."""
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    return path
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -113,8 +125,7 @@ def run(
 
     serving = load_serving_settings()
     settings = load_monitoring_settings()
-    log = settings.prediction_log.path
-    before = count_rows(log)
+    log = fresh_log(SMOKE_LOG)
     # This check reads the log back: SQLite here, whatever the machine (a CI
     # job on Kubernetes would otherwise pick stdout).
     environment = {LOG_SINK_VARIABLE: "sqlite", LOG_PATH_VARIABLE: str(log.resolve())}
@@ -132,7 +143,7 @@ def run(
         refused = summary.refused + send_refused_rows(server.url, serving.token, 3)
         metrics = scrape_settled(server.url, summary.answered, refused)
         server.stop()  # SIGTERM: each worker flushes its buffer
-    logged = count_rows(log) - before
+    logged = count_rows(log)
     sent = summary.answered + refused
     check(logged == sent, f"rows logged: {logged} in the log for {sent} rows sent")
     counted = metrics.get("model_api_predictions_total", 0.0)

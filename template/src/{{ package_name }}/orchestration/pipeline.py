@@ -2,8 +2,13 @@
 
     importer(data_uri) -> read -> metadata
                                -> validate -> preprocess -> train -> evaluate
-                                  -> gate -> if passed: register -> promote
+                                  [-> profile] -> gate -> if passed: register -> promote
     exit handler: report (the verdict or the failure; the deploy trigger)
+
+`profile` is level 4's stage (the training split's reference profile, logged
+with the model's run for `drift`): the pipeline has it when the package has
+its monitoring sub-package, found at run time (steps.profiles_training_data),
+so the same file builds the pipeline of levels 3 and 4.
 
 Each step is a lightweight kfp component whose body only calls steps.py, which
 calls the stage's own `run(...)`: dvc.yaml and this pipeline run the same code.
@@ -197,6 +202,19 @@ def _components(image: str) -> dict[str, Any]:
             metrics.log_metric,  # the numbers the Vertex AI / Kubeflow UI shows
         )
 
+    def profile(
+        package: str,
+        run_context: str,
+        train: Input[Dataset],
+        raw: Input[Dataset],
+        model: Input[Model],
+        reference: Output[Artifact],
+    ):
+        import importlib
+
+        steps = importlib.import_module(f"{package}.orchestration.steps")
+        steps.profile(run_context, train.path, raw.path, model.path, reference.path)
+
     def gate(
         package: str,
         run_context: str,
@@ -256,6 +274,7 @@ def _components(image: str) -> dict[str, Any]:
         preprocess,
         train,
         evaluate,
+        profile,
         gate,
         register,
         promote,
@@ -304,6 +323,13 @@ def build_pipeline(build: Build) -> Any:
             gate = step["gate"](**common, job=job, model=model, interim=interim)
             gate.after(evaluate)  # the gate tags the run evaluate records
             tasks += [read, metadata, validate, preprocess, train, evaluate, gate]
+            if steps.profiles_training_data():  # level 4
+                profile = step["profile"](
+                    **common, train=preprocess.outputs["train"], raw=raw.output, model=model
+                )
+                profile.after(evaluate)  # it logs the profile with the run evaluate records
+                gate.after(profile)  # a promoted model has its reference profile
+                tasks.append(profile)
             with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
                 register = step["register"](**common, model=model, report=gate.outputs["report"])
                 promote = step["promote"](**common, job=job, version=register.output)

@@ -14,9 +14,13 @@ same one-line message as the command line, and exit code 1.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +31,9 @@ from ..core.errors import PipelineError
 from . import secrets
 
 REASON_LIMIT = 4000  # MLflow keeps tag values up to 8000 characters
+PACKAGE = __name__.split(".")[0]
+# Level 4's stages live in its own sub-package (decision 0009): found at run time.
+MONITORING = f"{PACKAGE}.monitoring"
 
 
 def context(commit: str, secret_source: str, secret_names: list[str]) -> str:
@@ -94,8 +101,8 @@ def train(run_context: str, train_data: str, model: str) -> None:
     step(run_context, lambda _: stage.run(train_path=Path(train_data), model_path=Path(model)))
 
 
-def tag_model_run(model: str, tags: dict[str, str]) -> str | None:
-    """Set tags on the tracked run of a model file; None when tracking is off."""
+def model_run(model: str) -> tuple[Any, str] | None:
+    """The registry's client and the tracked run of a model file; None when tracking is off."""
     from ..core import paths
     from ..core.params import load_params
     from ..release import registry
@@ -104,9 +111,31 @@ def tag_model_run(model: str, tags: dict[str, str]) -> str | None:
     if not load_params(paths.PARAMS).tracking.enabled:
         return None
     client, params = registry.open_registry(paths.PARAMS)
-    run_id = run_of_model(client, params.tracking.experiment, files.md5_of(Path(model)))
+    return client, run_of_model(client, params.tracking.experiment, files.md5_of(Path(model)))
+
+
+def tag_model_run(model: str, tags: dict[str, str]) -> str | None:
+    """Set tags on the tracked run of a model file; None when tracking is off."""
+    found = model_run(model)
+    if found is None:
+        return None
+    client, run_id = found
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
+    return run_id
+
+
+def log_with_model_run(model: str, source: Path, folder: str, name: str) -> str | None:
+    """Log a file as `<folder>/<name>` with the tracked run of a model file (replacing any
+    file of that name); None when tracking is off."""
+    found = model_run(model)
+    if found is None:
+        return None
+    client, run_id = found
+    with tempfile.TemporaryDirectory() as staging:
+        named = Path(staging) / name  # kfp names an artifact's file after its output
+        shutil.copyfile(source, named)
+        client.log_artifact(run_id, str(named), artifact_path=folder)
     return run_id
 
 
@@ -148,6 +177,30 @@ def evaluate(
         return report
 
     return step(run_context, work)
+
+
+def profiles_training_data() -> bool:
+    """Whether the project has level 4's `profile` stage (its monitoring sub-package)."""
+    return importlib.util.find_spec(MONITORING) is not None
+
+
+def profile(run_context: str, train_data: str, raw: str, model: str, reference: str) -> None:
+    """Level 4's `profile` stage on the training split, its profile logged with the model's
+    run as `evaluate` logs it after `dvc repro` (what `export` gives `drift` as reference).
+
+    The pipeline runs it after `evaluate`, which records the run: a profile file
+    the working directory may hold (the project's, in a local run) is replaced.
+    """
+    stage: Any = importlib.import_module(f"{MONITORING}.profile")
+
+    def work(_: dict[str, Any]) -> None:
+        out = Path(reference)
+        stage.run(train_path=Path(train_data), raw_path=Path(raw), out=out)
+        name = stage.REFERENCE_PROFILE.name
+        if log_with_model_run(model, out, folder="profile", name=name):
+            print(f"profile: logged with the run of {model} as profile/{name}")
+
+    step(run_context, work)
 
 
 def gate(run_context: str, job: str, model: str, interim: str, report: str, summary: str) -> bool:

@@ -27,6 +27,9 @@ from ..core.errors import PipelineError
 
 PACKAGE = __name__.split(".")[0]
 READY_TIMEOUT = 60.0
+# Level 4's prediction log. A server started for a check writes its own, in a
+# temporary folder: synthetic traffic never reaches the project's log.
+PREDICTION_LOG_VARIABLE = "PREDICTION_LOG_PATH"
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 class LocalServer:
     """`<package> serve` in a child process on a free port, stopped on exit.
 
-    Plain subprocess calls: the same on Linux, macOS and Windows.
+    Plain subprocess calls: the same on Linux, macOS and Windows. At level 4
+    the server logs its predictions to `prediction_log`, a file of its own in
+    a temporary folder removed on exit: checks (`smoke`, `load`, `--start`)
+    never write into the project's log, which drift, performance and
+    retraining read. A PREDICTION_LOG_PATH given in `environment`, or set in
+    this process's, is where the caller wants the log: it is kept.
     """
 
     def __init__(
@@ -137,6 +145,10 @@ class LocalServer:
         self.workers = workers
         self.timeout = timeout
         self.environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
+        given = self.environment.get(PREDICTION_LOG_VARIABLE)
+        self._given_log = Path(given) if given else None
+        self.prediction_log = self._given_log
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
         self.port = 0
         self.url = ""
         self.start_seconds = 0.0
@@ -152,6 +164,12 @@ class LocalServer:
             "--workers", str(self.workers),
         ]  # fmt: skip
         self._log = tempfile.TemporaryFile()
+        if self._given_log is None:
+            self._folder = tempfile.TemporaryDirectory(
+                prefix="model-api-", ignore_cleanup_errors=True
+            )
+            self.prediction_log = Path(self._folder.name) / "predictions.db"
+            self.environment[PREDICTION_LOG_VARIABLE] = str(self.prediction_log)
         started = time.perf_counter()
         self._process = subprocess.Popen(
             command, stdout=self._log, stderr=subprocess.STDOUT, env=self.environment
@@ -174,6 +192,9 @@ class LocalServer:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

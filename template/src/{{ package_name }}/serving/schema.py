@@ -16,6 +16,7 @@ accept exactly the same rows.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 ROW_TAG = "row"
 BATCH_TAG = "batch"
 SHOWN_INPUT_CHARS = 80
+# Half of a UTF-16 surrogate pair, alone: what the JSON text "\ud800" decodes to.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT_CHARACTER = "\ufffd"
 
 
 @dataclass(frozen=True)
@@ -142,19 +146,29 @@ def build_batch_model(row: type[BaseModel], max_rows: int) -> type[BaseModel]:
     )
 
 
-def _body_kind(value: Any) -> str:
-    return BATCH_TAG if isinstance(value, dict) and isinstance(value.get("rows"), list) else ROW_TAG
-
-
 def build_body_type(row: type[BaseModel], batch: type[BaseModel]) -> Any:
-    """One row, or {"rows": [...]}: the shape decides which, so errors name one shape only."""
+    """One row, or {"rows": [...]}: the shape decides which, so errors name one shape only.
+
+    An object with a `rows` key is a batch, whatever `rows` holds (`{"rows": 5}`
+    is told that `rows` must be a list), unless the contract has a column
+    named `rows`: then only a list makes it a batch.
+    """
     from typing import Annotated
 
     from pydantic import Discriminator, Tag
 
+    column_named_rows = any(field.alias == "rows" for field in row.model_fields.values())
+
+    def body_kind(value: Any) -> str:
+        if not isinstance(value, dict) or "rows" not in value:
+            return ROW_TAG
+        if column_named_rows and not isinstance(value["rows"], list):
+            return ROW_TAG
+        return BATCH_TAG
+
     return Annotated[
         Annotated[row, Tag(ROW_TAG)] | Annotated[batch, Tag(BATCH_TAG)],
-        Discriminator(_body_kind),
+        Discriminator(body_kind),
     ]
 
 
@@ -188,26 +202,46 @@ def _json_safe(value: Any) -> bool:
     return value is None or isinstance(value, bool | int | str)
 
 
+def encodable(text: str) -> str:
+    """The text with each lone surrogate replaced by U+FFFD, so that it encodes as UTF-8.
+
+    JSON may escape half of a surrogate pair ("\\ud800"): valid JSON, which
+    Python decodes to a str that no UTF-8 encoder takes.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return LONE_SURROGATE.sub(REPLACEMENT_CHARACTER, text)
+    return text
+
+
+def _shown_location(part: Any) -> Any:
+    return encodable(part) if isinstance(part, str) else part
+
+
 def error_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """pydantic errors as JSON-safe items: location, message, type, and the input if plain.
 
-    The raw errors may hold NaN or infinity as input: echoing them would make
-    the JSON encoder fail, turning a 422 into a 500.
+    The raw errors may hold NaN or infinity as input, and texts (field names,
+    inputs) with lone surrogates: echoing them as they are would make the JSON
+    encoder fail, turning a 422 into a 500.
     """
     details = []
     for error in errors:
-        location = list(error.get("loc", ()))
+        location = [_shown_location(part) for part in error.get("loc", ())]
         if len(location) > 1 and location[0] == "body" and location[1] in (ROW_TAG, BATCH_TAG):
             del location[1]
         item: dict[str, Any] = {
             "loc": location,
-            "msg": str(error.get("msg", "")),
+            "msg": encodable(str(error.get("msg", ""))),
             "type": str(error.get("type", "")),
         }
         value = error.get("input")
         if _json_safe(value) and not isinstance(value, dict | list):
-            if isinstance(value, str) and len(value) > SHOWN_INPUT_CHARS:
-                value = value[:SHOWN_INPUT_CHARS] + "..."
+            if isinstance(value, str):
+                value = encodable(value)
+                if len(value) > SHOWN_INPUT_CHARS:
+                    value = value[:SHOWN_INPUT_CHARS] + "..."
             item["input"] = value
         details.append(item)
     return details
