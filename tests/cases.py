@@ -98,8 +98,9 @@ CASES = build_cases()
 BY_ID = {case.id: case for case in CASES}
 
 # Run end to end on every `.ci/run`: every provider, every Python version,
-# every level, and the pure defaults. A cell runs the checks of its level and
-# of every level below it.
+# every level, every kind of orchestrator (the CI runner, a cluster), and the
+# pure defaults. A cell runs the checks of its level and of every level below
+# it.
 REPRESENTATIVE = (
     "l1-github-py312-mit-local",
     "l1-gitlab-py311-apache-s3",
@@ -107,6 +108,7 @@ REPRESENTATIVE = (
     "l2-none-py312-apache-gcs",
     "l4-github-py312-mit-local-container-local",
     "l3-gitlab-py312-proprietary-s3-cloud-run-kubeflow",
+    "l4-gitlab-py311-apache-s3-cloud-run-kubeflow",
 )
 
 

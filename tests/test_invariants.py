@@ -133,6 +133,8 @@ def test_representative_cells_cover_every_provider_python_and_level():
     assert {case.python_version for case in chosen} == set(cases.PYTHONS)
     assert {case.level for case in chosen} == set(cases.LEVELS)
     assert cases.CASES[0] in chosen
+    # Level 4 on a cluster orchestrator: its pipeline has the profile step (issue 16).
+    assert any(case.level == 4 and case.orchestrator != "local" for case in chosen)
 
 
 def test_every_conditional_path_exists_in_the_template():
