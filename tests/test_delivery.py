@@ -27,7 +27,7 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from tests import helpers, workflows
+from tests import helpers, runners, workflows
 from tests.cloud import Cloud as StandIns
 from tests.cloud import setup_gcloud_components
 
@@ -433,13 +433,14 @@ def test_the_kubernetes_manifests_are_valid_and_pass_checkov(template, tmp_path)
 # --- GitLab: the delivery jobs as written (they need docker:dind to run) ------------------
 
 TARGETS = ("container", "cloud-run", "kubernetes")
+DEPLOY_JOBS = ("build-image", "deploy-staging", "deploy-production")  # each extends .deploy
 PROMOTED_CHECK = '[ "$PROMOTED" = "true" ]'
 
 
 def gitlab_project(template: Path, folder: Path, **answers: object) -> dict:
     project = folder / "project"
     helpers.copy_template(template, project, {"ci": "gitlab", "level": 3, **answers})
-    return helpers.gitlab_config(project)
+    return runners.gitlab_preview(project, folder / "gitlab")
 
 
 @pytest.mark.parametrize("orchestrator", ["local", "vertex"])
@@ -474,12 +475,14 @@ def test_gitlab_cluster_training_gives_the_client_libraries_its_credentials(
 def test_gitlab_deploy_decides_before_it_provisions(template, tmp_path, target):
     config = gitlab_project(template, tmp_path, deploy_target=target)
 
-    steps = [line for line in config[".deploy"]["before_script"] if not line.startswith("#")]
-    assert steps[0].startswith(PROMOTED_CHECK), steps[0]
+    for job in DEPLOY_JOBS:
+        steps = [line for line in config[job]["before_script"] if not line.startswith("#")]
+        assert steps[0].startswith(PROMOTED_CHECK), (job, steps[0])
 
 
 def test_gitlab_kubernetes_jobs_install_the_gke_auth_plugin(template, tmp_path):
     config = gitlab_project(template, tmp_path, deploy_target="kubernetes")
 
-    installs = [line for line in config[".deploy"]["before_script"] if "apt-get install" in line]
-    assert any("google-cloud-cli-gke-gcloud-auth-plugin" in line for line in installs)
+    for job in DEPLOY_JOBS:
+        installs = [line for line in config[job]["before_script"] if "apt-get install" in line]
+        assert any("google-cloud-cli-gke-gcloud-auth-plugin" in line for line in installs), job
