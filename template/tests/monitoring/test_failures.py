@@ -4,6 +4,9 @@ Full disk, a locked database, a corrupt file, a sink that is down then back:
 each time /predict answers 200, /ready stays 200 with the problem in its
 details and in the metrics, the rows wait in the buffer (dropped past its
 bound, and counted) and are written once the cause is gone.
+
+Each wait for the log's state (`_eventually`) is bounded generously (a
+minute) for a starved runner; it ends as soon as the state is reached.
 """
 
 import errno
@@ -33,7 +36,7 @@ def quick_shutdown(monkeypatch):
     monkeypatch.setattr(log_module, "CLOSE_SECONDS", 0.2)
 
 
-def _eventually(condition, timeout=5.0):
+def _eventually(condition, timeout=60.0):
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "not reached in time"

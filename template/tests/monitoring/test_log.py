@@ -1,4 +1,9 @@
-"""The prediction log: a bounded buffer written in batches by a thread; its commands."""
+"""The prediction log: a bounded buffer written in batches by a thread; its commands.
+
+The writing thread's tests wait for an outcome with `_eventually`, bounded
+generously (a minute) for a starved runner: a wait ends as soon as the
+outcome is there, and none of them asserts how fast it came.
+"""
 
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,7 +37,7 @@ def _log(sink=None, metrics=None, **settings):
     )
 
 
-def _eventually(condition, timeout=5.0):
+def _eventually(condition, timeout=60.0):
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "not reached in time"
@@ -55,13 +60,14 @@ def test_rows_are_written_in_batches_of_batch_rows(sink):
     assert sink.batches == [10, 10, 5]
 
 
-def test_a_partial_batch_is_written_within_flush_seconds(sink):
+def test_a_partial_batch_is_written_after_flush_seconds(sink):
+    """Nothing else writes these 3 rows: the batch is 500, the log stays open."""
     log = _log(sink, batch_rows=500, flush_seconds=0.05)
     log.start()
 
     log.submit(_rows(3))
 
-    _eventually(lambda: len(sink.records) == 3, timeout=1.0)
+    _eventually(lambda: len(sink.records) == 3)
     log.close()
 
 
@@ -91,7 +97,7 @@ def test_flush_returns_once_the_rows_buffered_are_written(sink):
     log.start()
     log.submit(_rows(3))
 
-    assert log.flush(timeout=2)
+    assert log.flush(timeout=60)
 
     assert len(sink.records) == 3
     log.close()

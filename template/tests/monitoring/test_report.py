@@ -184,7 +184,7 @@ def test_the_report_is_one_self_contained_page_with_every_section(report_page):
         assert f"<h2>{heading}</h2>" in report_page.page
     for feature in ("radius", "texture", "area", "smoothness", "clinic"):
         assert f"<h3>{feature}</h3>" in report_page.page
-    assert "budget (200 ms)" in report_page.page
+    assert "budget (10000 ms)" in report_page.page
     assert "against data/processed/train.csv" in report_page.page
 
 

@@ -104,13 +104,25 @@ def test_sqlite_stores_json_text_in_the_json_columns(sqlite_sink):
 
 
 def test_sqlite_takes_concurrent_writers(tmp_path):
+    """Four sinks (four server processes) open one new file together and write to it.
+
+    Deterministic: they start at once (a barrier) and each waits up to a minute for
+    another's lock, where a batch holds it for milliseconds: a starved runner only
+    makes it slower.
+    """
     path = tmp_path / "predictions.db"
-    writers = [sinks.SqliteSink(path) for _ in range(4)]
+    writers = [sinks.SqliteSink(path, busy_timeout=60) for _ in range(4)]
+    together = threading.Barrier(len(writers))
+    failures = []
 
     def write(number, sink):
-        for batch in range(10):
-            rows = [_record(request_id=f"{number:02d}{batch:030d}", row=r) for r in range(50)]
-            sink.write(rows)
+        together.wait()
+        try:
+            for batch in range(10):
+                rows = [_record(request_id=f"{number:02d}{batch:030d}", row=r) for r in range(50)]
+                sink.write(rows)
+        except Exception as error:  # said by the assertion below, not as a thread's warning
+            failures.append(error)
 
     threads = [threading.Thread(target=write, args=item) for item in enumerate(writers)]
     for thread in threads:
@@ -120,8 +132,36 @@ def test_sqlite_takes_concurrent_writers(tmp_path):
     for sink in writers:
         sink.close()
 
+    assert failures == []
     connection = sqlite3.connect(path)
     assert connection.execute("SELECT COUNT(*) FROM predictions").fetchone() == (2000,)
+    connection.close()
+
+
+def test_sqlite_waits_for_a_writer_of_a_new_file_to_switch_it_to_wal(tmp_path):
+    """SQLite refuses the switch at once, without its busy timeout, while another
+    connection writes to a file not yet in WAL mode: the sink waits as for any lock.
+
+    Deterministic: the other writer commits after 0.2 s; the sink waits up to a minute.
+    """
+    path = tmp_path / "predictions.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")  # another process, in the middle of a write
+    other.execute("CREATE TABLE other_process (value INTEGER)")
+    commit = threading.Timer(0.2, other.execute, ["COMMIT"])
+    commit.start()
+    sink, record = sinks.SqliteSink(path, busy_timeout=60), _record()
+
+    try:
+        sink.write([record])
+    finally:
+        commit.join()
+        other.close()
+
+    assert sink.find(record.request_id, 0) == record
+    sink.close()
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     connection.close()
 
 

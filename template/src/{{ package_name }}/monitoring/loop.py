@@ -399,6 +399,20 @@ def run(
     shift: Shift | None = None,
     timeout: float = 60.0,
 ) -> dict[str, Any]:
+    """The command: the loop, then an error unless the gate decided as expected."""
+    result = run_loop(worse, rows, feedback_share, shift, timeout)
+    expected(result, worse)
+    return result
+
+
+def run_loop(
+    worse: bool = False,
+    rows: int | None = None,
+    feedback_share: float = FEEDBACK_SHARE,
+    shift: Shift | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """Every step of the loop, whichever way the gate decides; what happened."""
     from ..release import export
 
     require_local_registry()
@@ -433,7 +447,6 @@ def run(
         said.append(f"{verdict} ({gate_reason()})")
     after = champion_version()
     print("\n".join(summary_lines(steps, before, after)))
-    expected(result, worse)
     return {
         "worse": worse,
         "log": str(log),

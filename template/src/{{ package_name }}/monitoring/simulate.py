@@ -530,7 +530,7 @@ def simulate(
 def reach(url: str, timeout: float) -> None:
     """Fail at once when nothing listens at url; wait up to `timeout` while it starts."""
     try:
-        request(join(url, "/ready"), timeout=5.0)
+        request(join(url, "/ready"))
     except PipelineError as error:
         raise PipelineError(
             f"{error}: start the API (`uv run poe serve`), pass --url, or use --start."

@@ -22,6 +22,7 @@ import json
 import sqlite3
 import sys
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 # How long a write waits for another process's lock before it fails (and is retried).
 BUSY_TIMEOUT_SECONDS = 5.0
+# Between two tries of switching a new file to WAL while another connection writes to it.
+WAL_RETRY_SECONDS = 0.01
 # Rows deleted a transaction when pruning: other processes write in between.
 PRUNE_CHUNK_ROWS = 5000
 # Predictions the stdout sink remembers (without their inputs) to check feedback.
@@ -242,11 +245,31 @@ class SqliteSink:
     def _configure(self, connection: sqlite3.Connection) -> None:
         """WAL, NORMAL synchronous (safe in WAL: a power cut may lose the last commits only)."""
         connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-        connection.execute("PRAGMA journal_mode = WAL")
+        self._switch_to_wal(connection)
         connection.execute("PRAGMA synchronous = NORMAL")
         with _transaction(connection):
             for statement in SCHEMA:
                 connection.execute(statement)
+
+    def _switch_to_wal(self, connection: sqlite3.Connection) -> None:
+        """PRAGMA journal_mode = WAL, tried again until the busy timeout has passed.
+
+        SQLite's busy timeout does not cover this switch: while another connection
+        writes to a file not yet in WAL mode (processes opening a new log together),
+        SQLite answers "database is locked" at once rather than wait, as waiting
+        could deadlock (https://sqlite.org/c3ref/busy_handler.html). The sink waits
+        here as it waits for any other lock.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # extended codes too
+                if not busy or time.monotonic() > deadline:
+                    raise
+            time.sleep(WAL_RETRY_SECONDS)
 
     @contextmanager
     def _session(self, role: str) -> Iterator[sqlite3.Connection]:

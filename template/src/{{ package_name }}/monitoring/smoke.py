@@ -60,11 +60,11 @@ def fresh_log(path: Path) -> Path:
     return path
 
 
-def scrape(url: str) -> dict[str, float]:
+def scrape(url: str, timeout: float) -> dict[str, float]:
     """/metrics summed by metric name (labels added up)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    answer = request(join(url, "/metrics"), "GET")
+    answer = request(join(url, "/metrics"), "GET", timeout=timeout)
     if answer.status != 200 or not isinstance(answer.body, str):
         raise PipelineError(f"monitoring-smoke: /metrics answered {answer.status}")
     totals: dict[str, float] = {}
@@ -74,15 +74,17 @@ def scrape(url: str) -> dict[str, float]:
     return totals
 
 
-def scrape_settled(url: str, answered: int, refused: int, seconds: float = 5.0) -> dict[str, float]:
+def scrape_settled(url: str, answered: int, refused: int, seconds: float) -> dict[str, float]:
     """/metrics once every worker has counted its rows.
 
     Each worker counts off the request path (within about 50 ms), and a scrape
-    reaches one worker: scrape again until the counts add up, or time runs out.
+    reaches one worker: scrape again until the counts add up, or `seconds` run
+    out (the command's --timeout: generous, for a busy runner; a scrape that adds
+    up ends the wait at once).
     """
     deadline = time.monotonic() + seconds
     while True:
-        metrics = scrape(url)
+        metrics = scrape(url, seconds)
         counted = (
             metrics.get("model_api_predictions_total", 0.0),
             metrics.get("model_api_refused_rows_total", 0.0),
@@ -92,15 +94,17 @@ def scrape_settled(url: str, answered: int, refused: int, seconds: float = 5.0) 
         time.sleep(0.1)
 
 
-def send_refused_rows(url: str, token: str | None, count: int) -> int:
+def send_refused_rows(url: str, token: str | None, count: int, timeout: float) -> int:
     """Rows the contract refuses (a text where a number goes): the log must keep them too."""
-    version = request(join(url, "/version"), "GET").body
+    version = request(join(url, "/version"), "GET", timeout=timeout).body
     features = version.get("features", {}) if isinstance(version, dict) else {}
     numeric = features.get("numeric", []) if isinstance(features, dict) else []
     if not numeric:
         return 0
     for _ in range(count):
-        answer = request(join(url, "/predict"), "POST", {numeric[0]: REFUSED_VALUE}, token=token)
+        answer = request(
+            join(url, "/predict"), "POST", {numeric[0]: REFUSED_VALUE}, token=token, timeout=timeout
+        )
         if answer.status != 422:
             raise PipelineError(
                 f"monitoring-smoke: a row breaking the contract got {answer.status}, not 422"
@@ -140,8 +144,8 @@ def run(
             timeout,
             simulate.Traffic(rows=rows, concurrency=4, batch=1, feedback_share=feedback_share),
         )
-        refused = summary.refused + send_refused_rows(server.url, serving.token, 3)
-        metrics = scrape_settled(server.url, summary.answered, refused)
+        refused = summary.refused + send_refused_rows(server.url, serving.token, 3, timeout)
+        metrics = scrape_settled(server.url, summary.answered, refused, timeout)
         server.stop()  # SIGTERM: each worker flushes its buffer
     logged = count_rows(log)
     sent = summary.answered + refused
@@ -169,6 +173,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-dir", type=Path, help="model folder (default: MODEL_DIR or serving.model_dir)"
     )
+    parser.add_argument(
+        "--timeout", type=float, default=60.0,
+        help="seconds for the API to start, for each answer and for the metrics to add up (60)",
+    )  # fmt: skip
 
 
 COMMAND = Command(

@@ -27,6 +27,14 @@ from ..core.errors import PipelineError
 
 PACKAGE = __name__.split(".")[0]
 READY_TIMEOUT = 60.0
+# The longest wait for one answer. A healthy API answers in milliseconds; these
+# bounds are for a busy CI runner, where a first /metrics (imports) or a shutdown
+# (the log flushed) takes seconds: only a stuck server makes a check wait them out.
+REQUEST_TIMEOUT = 30.0
+# One /ready poll while a server starts (no answer yet: polled again, up to `timeout`).
+READY_POLL_TIMEOUT = 10.0
+# How long a local server has to stop after SIGTERM (its log written) before it is killed.
+STOP_TIMEOUT = 30.0
 # Level 4's prediction log. A server started for a check writes its own, in a
 # temporary folder: synthetic traffic never reaches the project's log.
 PREDICTION_LOG_VARIABLE = "PREDICTION_LOG_PATH"
@@ -49,7 +57,7 @@ def request(
     method: str = "GET",
     body: Any = None,
     token: str | None = None,
-    timeout: float = 10.0,
+    timeout: float = REQUEST_TIMEOUT,
     extra_headers: Mapping[str, str] | None = None,
 ) -> Answer:
     """One HTTP request; any status is an Answer, an unreachable server a PipelineError.
@@ -99,7 +107,9 @@ def wait_ready(
         if process is not None and process.poll() is not None:
             raise PipelineError(f"the local server stopped with code {process.returncode}")
         try:
-            answer = request(join(base_url, "/ready"), timeout=2.0, extra_headers=extra_headers)
+            answer = request(
+                join(base_url, "/ready"), timeout=READY_POLL_TIMEOUT, extra_headers=extra_headers
+            )
         except PipelineError as error:
             answer, last = None, str(error)  # not listening yet
         if answer is not None and answer.status == 200:
@@ -200,7 +210,7 @@ class LocalServer:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
