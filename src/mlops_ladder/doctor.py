@@ -1,20 +1,24 @@
-"""Report which maturity level this repository meets, check by check.
+"""The level doctor: which maturity level a generated project meets, check by check.
 
-    uv run python scripts/doctor.py               # the report, as a table
-    uv run python scripts/doctor.py --json        # the same report, machine-readable
-    uv run python scripts/doctor.py --url http://127.0.0.1:8000   # also ask a running API
-    uv run python scripts/doctor.py --strict      # exit 1 when the claimed level is not met
+    mlops-ladder doctor                  # the report, as a table (in the project's folder)
+    mlops-ladder doctor --json           # the same report, machine-readable
+    mlops-ladder doctor --url http://127.0.0.1:8000   # also ask a running API
+    mlops-ladder doctor --strict         # exit 1 when the claimed level is not met
 
-.copier-answers.yml claims a level; this script checks what each level asks
+A generated project runs it with `uv run poe doctor`, which calls
+`uvx --from <template source>@<its version> mlops-ladder doctor`: the doctor is
+versioned with the template, not copied into every project.
+
+.copier-answers.yml claims a level; the doctor checks what each level asks
 (files present, hooks installed, DVC remote, pipeline up to date, CI wired,
 a champion registered, the API healthy, monitoring configured), names the
 command that fixes each failure, and shows what the next level would ask.
 
 It is a report, not a CI gate: it exits 0 whatever it finds, unless --strict.
 Checks that only make sense on a developer's machine (git hooks, a local DVC
-remote folder) are skipped when CI=true. It reads files and runs `git` and
-`dvc status` only: no network, unless --url is given. Standard library and
-pyyaml only, so it runs at level 1, before the project has a package.
+remote folder) are skipped when CI=true. It reads files and runs `git`,
+`dvc status` (the project's own) and, from level 2, the package's own reading
+of canvas.yaml: no network, unless --url is given. Standard library and pyyaml.
 """
 
 from __future__ import annotations
@@ -139,9 +143,9 @@ def dig(data: Any, dotted: str, default: Any = None) -> Any:
     return data
 
 
-def run_tool(project: Project, *command: str) -> subprocess.CompletedProcess[str]:
+def run_tool(project: Project, *command: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """A tool run in the project, bounded in time; OSError when it cannot start."""
-    env = {**project.environ, "DVC_NO_ANALYTICS": "1"}
+    env = {**project.environ, "DVC_NO_ANALYTICS": "1", **extra}
     return subprocess.run(
         list(command),
         cwd=project.root,
@@ -239,8 +243,8 @@ def data_fix(project: Project) -> str:
 def canvas_problem(canvas: Any) -> str | None:
     """The first thing wrong with the canvas, in the words of its keys; None when valid.
 
-    A light version of the package's own reading (core/canvas.py, level 2), so
-    that level 1, which has no package, gets the same verdict on the same keys.
+    Level 1 has no package: this minimal reading checks the keys the notebook
+    uses. From level 2 the package's own reading decides (own_canvas_reading).
     """
     if not isinstance(canvas, dict):
         return "must be a mapping of keys (business_question, success_metric, ...)"
@@ -269,17 +273,83 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# Run with src/ first on the path: the package's own reading of canvas.yaml
+# (core/canvas.py, standard library and pyyaml only). Exit 1: the canvas is
+# wrong (its message on stdout); exit 3: the package offers no such reading.
+OWN_CANVAS_READING = """
+import importlib, json, sys
+from pathlib import Path
+try:
+    load_canvas = importlib.import_module(sys.argv[1] + ".core.canvas").load_canvas
+    error_type = importlib.import_module(sys.argv[1] + ".core.errors").PipelineError
+except (ImportError, AttributeError) as error:
+    print(error)
+    sys.exit(3)
+try:
+    canvas = load_canvas(Path("canvas.yaml"))
+except error_type as error:
+    print(" ".join(str(error).split()))
+    sys.exit(1)
+metric = canvas.success_metric
+columns = len(canvas.data_contract.columns)
+print(json.dumps([metric.name, metric.threshold, metric.higher_is_better, columns]))
+"""
+CANVAS_FIX = "edit canvas.yaml (docs/canvas.md explains it)"
+
+
+def project_tool(project: Project, name: str) -> str | None:
+    """A tool of the project's own environment (.venv, made by uv sync), else of PATH."""
+    for relative in (f".venv/bin/{name}", f".venv/Scripts/{name}.exe"):
+        if project.path(relative).is_file():
+            return str(project.path(relative))
+    return shutil.which(name, path=project.environ.get("PATH"))
+
+
+def project_python(project: Project) -> str:
+    """The project's interpreter; the doctor's own one does for standard library and pyyaml."""
+    own = project.path(".venv")
+    return (project_tool(project, "python") if own.is_dir() else None) or sys.executable
+
+
+def own_canvas_reading(project: Project) -> Outcome | None:
+    """The package's verdict on canvas.yaml; None when it has no canvas reader to ask."""
+    if not project.package or not project.path(f"src/{project.package}/core/canvas.py").is_file():
+        return None
+    src = str(project.path("src"))
+    path = os.pathsep.join(filter(None, [src, project.environ.get("PYTHONPATH")]))
+    result = run_tool(
+        project, project_python(project), "-c", OWN_CANVAS_READING, project.package,
+        PYTHONPATH=path,
+    )  # fmt: skip
+    said = (result.stdout.strip().splitlines() or [result.stderr.strip() or "no output"])[-1]
+    if result.returncode == 1:
+        return failed(said, CANVAS_FIX)
+    if result.returncode != 0:
+        return None  # the package cannot be imported here: the minimal reading decides
+    name, threshold, higher_is_better, columns = json.loads(said)
+    return canvas_summary(name, threshold, higher_is_better, columns, f"src/{project.package}")
+
+
+def canvas_summary(name: str, threshold: Any, higher_is_better: Any, columns: int, by: str):
+    direction = "<=" if higher_is_better is False else ">="
+    return passed(f"{name} {direction} {threshold}, {columns} columns (read by {by})")
+
+
 def check_canvas(project: Project, level: int) -> Outcome:
     canvas, outcome = yaml_mapping(project, level, "canvas.yaml")
     if canvas is None:
         return outcome
+    own = own_canvas_reading(project)
+    if own is not None:
+        return own
     problem = canvas_problem(canvas)
     if problem:
-        return failed(f"canvas.yaml: {problem}", "edit canvas.yaml (docs/canvas.md explains it)")
+        return failed(f"canvas.yaml: {problem}", CANVAS_FIX)
     metric = canvas["success_metric"]
-    direction = "<=" if metric.get("higher_is_better") is False else ">="
     columns = len(canvas["data_contract"]["columns"])
-    return passed(f"{metric['name']} {direction} {metric['threshold']}, {columns} columns")
+    return canvas_summary(
+        metric["name"], metric["threshold"], metric.get("higher_is_better"), columns, "the doctor"
+    )
 
 
 def check_notebook(project: Project, level: int) -> Outcome:
@@ -482,11 +552,14 @@ def check_tests(project: Project, level: int) -> Outcome:
 
 
 def check_pipeline_up_to_date(project: Project, level: int) -> Outcome:
-    """`dvc status`, run by this interpreter: the project's own DVC under `uv run`."""
+    """`dvc status` of the project's own DVC (its .venv, else the one on PATH)."""
     if not project.path("dvc.yaml").is_file():
         return skipped("needs dvc.yaml (see above)")
+    dvc = project_tool(project, "dvc")
+    if dvc is None:
+        return failed("DVC is not installed in the project's environment", "uv sync")
     try:
-        result = run_tool(project, sys.executable, "-m", "dvc", "status", "--json")
+        result = run_tool(project, dvc, "status", "--json")
     except subprocess.TimeoutExpired:
         return failed("`dvc status` took too long", "uv run dvc status")
     if result.returncode != 0:
@@ -895,13 +968,14 @@ def verdict_lines(report: Report) -> list[str]:
 
 # --- Command line ------------------------------------------------------------------
 
+DESCRIPTION = "Report which maturity level a project meets, check by check."
+EPILOG = (
+    "Exit code: 0 (a report, not a gate); with --strict, 1 when the level "
+    f"claimed by {ANSWERS_FILE} is not met."
+)
 
-def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Report which maturity level this repository meets, check by check.",
-        epilog="Exit code: 0 (a report, not a gate); with --strict, 1 when the level "
-        f"claimed by {ANSWERS_FILE} is not met.",
-    )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--url", help="also check a running API: GET <url>/ready")
     parser.add_argument(
@@ -910,7 +984,6 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--project", type=Path, default=Path("."), help="the project's folder (default: .)"
     )
-    return parser.parse_args(argv)
 
 
 def build_project(arguments: argparse.Namespace, environ: Mapping[str, str]) -> Project:
@@ -926,8 +999,8 @@ def tolerate_any_console() -> None:
         reconfigure(errors="replace")
 
 
-def main(argv: list[str] | None = None) -> int:
-    arguments = parse_arguments(argv)
+def run(arguments: argparse.Namespace) -> int:
+    """The report on the project the arguments name; the exit code."""
     tolerate_any_console()
     project = build_project(arguments, os.environ)
     report = Report(project, examine(project))
@@ -936,7 +1009,3 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(render_text(report))
     return 1 if arguments.strict and not report.meets_claim else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
