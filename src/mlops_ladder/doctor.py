@@ -143,6 +143,14 @@ def dig(data: Any, dotted: str, default: Any = None) -> Any:
     return data
 
 
+def settings_of(project: Project, relative: str) -> dict:
+    """A settings file's mapping; {} when it is missing, unreadable or not a mapping."""
+    with contextlib.suppress(Unreadable):
+        data = load_yaml(project.path(relative))
+        return data if isinstance(data, dict) else {}
+    return {}
+
+
 def run_tool(project: Project, *command: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """A tool run in the project, bounded in time; OSError when it cannot start."""
     env = {**project.environ, "DVC_NO_ANALYTICS": "1", **extra}
@@ -230,6 +238,16 @@ def yaml_mapping(project: Project, level: int, relative: str) -> tuple[dict | No
     return data, passed(relative)
 
 
+def readable_mapping(relative: str) -> Callable[[Project, int], Outcome]:
+    """A check that a settings file is there and holds a mapping."""
+    return lambda project, level: yaml_mapping(project, level, relative)[1]
+
+
+def present(*relatives: str) -> Callable[[Project, int], Outcome]:
+    """A check that files are there."""
+    return lambda project, level: files_present(project, level, list(relatives))
+
+
 def data_fix(project: Project) -> str:
     """The data first: pulled when DVC versions it, else the offline sample."""
     if project.path(f"{DATASET}.dvc").is_file():
@@ -297,18 +315,12 @@ print(json.dumps([metric.name, metric.threshold, metric.higher_is_better, column
 CANVAS_FIX = "edit canvas.yaml (docs/canvas.md explains it)"
 
 
-def project_tool(project: Project, name: str) -> str | None:
-    """A tool of the project's own environment (.venv, made by uv sync), else of PATH."""
+def venv_tool(project: Project, name: str) -> str | None:
+    """A program of the project's own environment (.venv, made by `uv sync`)."""
     for relative in (f".venv/bin/{name}", f".venv/Scripts/{name}.exe"):
         if project.path(relative).is_file():
             return str(project.path(relative))
-    return shutil.which(name, path=project.environ.get("PATH"))
-
-
-def project_python(project: Project) -> str:
-    """The project's interpreter; the doctor's own one does for standard library and pyyaml."""
-    own = project.path(".venv")
-    return (project_tool(project, "python") if own.is_dir() else None) or sys.executable
+    return None
 
 
 def own_canvas_reading(project: Project) -> Outcome | None:
@@ -317,10 +329,8 @@ def own_canvas_reading(project: Project) -> Outcome | None:
         return None
     src = str(project.path("src"))
     path = os.pathsep.join(filter(None, [src, project.environ.get("PYTHONPATH")]))
-    result = run_tool(
-        project, project_python(project), "-c", OWN_CANVAS_READING, project.package,
-        PYTHONPATH=path,
-    )  # fmt: skip
+    python = venv_tool(project, "python") or sys.executable
+    result = run_tool(project, python, "-c", OWN_CANVAS_READING, project.package, PYTHONPATH=path)
     said = (result.stdout.strip().splitlines() or [result.stderr.strip() or "no output"])[-1]
     if result.returncode == 1:
         return failed(said, CANVAS_FIX)
@@ -389,18 +399,12 @@ def check_data_versioned(project: Project, level: int) -> Outcome:
 REMOTE_SECTION = re.compile(r"""^'?remote\s+"(?P<name>[^"]+)"'?$""")
 
 
-@dataclass(frozen=True)
-class DvcRemote:
-    name: str
-    url: str
-
-    @property
-    def scheme(self) -> str:
-        match = re.match(r"^([a-z0-9]+)://", self.url)
-        return match.group(1) if match else "local"
+def url_scheme(url: str) -> str:
+    match = re.match(r"^([a-z0-9]+)://", url)
+    return match.group(1) if match else "local"
 
 
-def default_remote(dvc_folder: Path) -> DvcRemote | None:
+def default_remote(dvc_folder: Path) -> tuple[str, str] | None:
     """The default remote of .dvc/config and .dvc/config.local, the way DVC merges them."""
     config = configparser.ConfigParser(interpolation=None)
     try:
@@ -411,7 +415,7 @@ def default_remote(dvc_folder: Path) -> DvcRemote | None:
     for section in config.sections():
         match = REMOTE_SECTION.match(section)
         if name and match and match["name"] == name and config.get(section, "url", fallback=""):
-            return DvcRemote(name, config.get(section, "url"))
+            return name, config.get(section, "url")
     return None
 
 
@@ -421,10 +425,10 @@ def check_dvc_remote(project: Project, level: int) -> Outcome:
     remote = default_remote(project.path(".dvc"))
     if remote is None:
         return failed("no default DVC remote", "uv run dvc remote add -d storage <url>")
-    answered = project.answer("data_remote", "local")
-    if ANSWERED_SCHEMES.get(answered, answered) != remote.scheme:
-        return passed(f"{remote.name}: {remote.url} (the answers say data_remote: {answered})")
-    return passed(f"{remote.name}: {remote.url}")
+    (name, url), answered = remote, project.answer("data_remote", "local")
+    if ANSWERED_SCHEMES.get(answered, answered) != url_scheme(url):
+        return passed(f"{name}: {url} (the answers say data_remote: {answered})")
+    return passed(f"{name}: {url}")
 
 
 # The answers' data_remote, as the URL scheme of the remote it configures.
@@ -440,14 +444,15 @@ def check_dvc_remote_reachable(project: Project, level: int) -> Outcome:
     remote = default_remote(project.path(".dvc"))
     if remote is None:
         return skipped("needs a DVC remote (see above)")
-    if remote.scheme != "local":
-        variables = CREDENTIAL_VARIABLES.get(remote.scheme, ())
+    url = remote[1]
+    if url_scheme(url) != "local":
+        variables = CREDENTIAL_VARIABLES.get(url_scheme(url), ())
         found = [name for name in variables if project.environ.get(name)]
         credentials = f"{found[0]} is set" if found else "no credential variable set"
         return informed(
-            f"{remote.url}: not tried (no network here; {credentials}); `uv run poe pull` tries it"
+            f"{url}: not tried (no network here; {credentials}); `uv run poe pull` tries it"
         )
-    folder = Path(remote.url).expanduser()
+    folder = Path(url).expanduser()
     if not folder.is_absolute():
         folder = (project.path(".dvc") / folder).resolve()
     if folder.is_dir():
@@ -530,10 +535,6 @@ def check_package(project: Project, level: int) -> Outcome:
     return failed("no package under src/", missing_file_fix(project, level, "src"))
 
 
-def check_params(project: Project, level: int) -> Outcome:
-    return yaml_mapping(project, level, "params.yaml")[1]
-
-
 def check_dvc_yaml(project: Project, level: int) -> Outcome:
     pipeline, outcome = yaml_mapping(project, level, "dvc.yaml")
     if pipeline is None:
@@ -555,7 +556,7 @@ def check_pipeline_up_to_date(project: Project, level: int) -> Outcome:
     """`dvc status` of the project's own DVC (its .venv, else the one on PATH)."""
     if not project.path("dvc.yaml").is_file():
         return skipped("needs dvc.yaml (see above)")
-    dvc = project_tool(project, "dvc")
+    dvc = venv_tool(project, "dvc") or shutil.which("dvc", path=project.environ.get("PATH"))
     if dvc is None:
         return failed("DVC is not installed in the project's environment", "uv sync")
     try:
@@ -580,11 +581,8 @@ def check_pipeline_up_to_date(project: Project, level: int) -> Outcome:
 
 def tracking_database(project: Project) -> tuple[Path | None, str]:
     """The SQLite file of the tracking store, or None and the store's URI when it is not one."""
-    params: Any = {}
-    with contextlib.suppress(Unreadable):
-        params = load_yaml(project.path("params.yaml")) or {}
     uri = project.environ.get("MLFLOW_TRACKING_URI") or str(
-        dig(params, "tracking.uri", "sqlite:///mlflow.db")
+        dig(settings_of(project, "params.yaml"), "tracking.uri", "sqlite:///mlflow.db")
     )
     if not uri.startswith("sqlite:///"):
         return None, uri
@@ -602,9 +600,8 @@ def query_database(path: Path, sql: str, *parameters: str) -> list[tuple]:
 
 
 def check_tracked_runs(project: Project, level: int) -> Outcome:
-    with contextlib.suppress(Unreadable):
-        if dig(load_yaml(project.path("params.yaml")), "tracking.enabled") is False:
-            return informed("tracking is off (params.yaml's tracking.enabled: false)")
+    if dig(settings_of(project, "params.yaml"), "tracking.enabled") is False:
+        return informed("tracking is off (params.yaml's tracking.enabled: false)")
     database, uri = tracking_database(project)
     if database is None:
         return informed(f"tracking store {uri}: not queried (no network here)")
@@ -625,14 +622,6 @@ def check_tracked_runs(project: Project, level: int) -> Outcome:
 # --- Level 3: CI/CD deployment -------------------------------------------------
 
 
-def deploy_settings(project: Project) -> dict:
-    try:
-        settings = load_yaml(project.path("deploy.yaml"))
-    except Unreadable:
-        return {}
-    return settings if isinstance(settings, dict) else {}
-
-
 def check_deploy_yaml(project: Project, level: int) -> Outcome:
     settings, outcome = yaml_mapping(project, level, "deploy.yaml")
     if settings is None:
@@ -644,15 +633,11 @@ def check_deploy_yaml(project: Project, level: int) -> Outcome:
     return passed(f"deploy.yaml (delivery target: {target})")
 
 
-def check_dockerfile(project: Project, level: int) -> Outcome:
-    return files_present(project, level, ["Dockerfile"])
-
-
 def check_champion(project: Project, level: int) -> Outcome:
     database, uri = tracking_database(project)
     if database is None:
         return informed(f"registry {uri}: not queried (no network here); `uv run poe models`")
-    name = dig(deploy_settings(project), "registry.model_name") or project.package
+    name = dig(settings_of(project, "deploy.yaml"), "registry.model_name") or project.package
     promote = "uv run poe release --promote"
     if not database.is_file():
         return failed(f"no registry yet ({uri})", f"uv run poe pipeline && {promote}")
@@ -671,7 +656,7 @@ def check_champion(project: Project, level: int) -> Outcome:
 
 def check_model_folder(project: Project, level: int) -> Outcome:
     folder = project.environ.get("MODEL_DIR") or str(
-        dig(deploy_settings(project), "serving.model_dir", "models/serving")
+        dig(settings_of(project, "deploy.yaml"), "serving.model_dir", "models/serving")
     )
     metadata = Path(folder) if Path(folder).is_absolute() else project.root / folder
     metadata = metadata / "metadata.json"
@@ -705,19 +690,8 @@ def check_api(project: Project, level: int) -> Outcome:
 # --- Level 4: monitoring -------------------------------------------------------
 
 
-def check_monitoring_yaml(project: Project, level: int) -> Outcome:
-    return yaml_mapping(project, level, "monitoring.yaml")[1]
-
-
-def check_monitoring_stack(project: Project, level: int) -> Outcome:
-    return files_present(project, level, list(MONITORING_STACK))
-
-
 def check_prediction_log(project: Project, level: int) -> Outcome:
-    try:
-        settings = load_yaml(project.path("monitoring.yaml")) or {}
-    except Unreadable:
-        settings = {}
+    settings = settings_of(project, "monitoring.yaml")
     sink = dig(settings, "prediction_log.sink", "auto")
     on_platform = any(project.environ.get(name) for name in PLATFORM_VARIABLES)
     if sink not in ("auto", "sqlite") or (sink == "auto" and on_platform):
@@ -776,7 +750,7 @@ CHECKS = (
     Check(1, "git-hooks", "pre-commit hooks installed", check_git_hooks, machine_only=True),
     Check(1, "ci-notebook", "CI runs the level-1 checks", check_ci),
     Check(2, "package", "the Python package under src/", check_package),
-    Check(2, "params", "params.yaml readable", check_params),
+    Check(2, "params", "params.yaml readable", readable_mapping("params.yaml")),
     Check(2, "dvc-yaml", "dvc.yaml declares the pipeline", check_dvc_yaml),
     Check(2, "tests", "tests under tests/", check_tests),
     Check(2, "pipeline-up-to-date", "the pipeline reproduced and up to date",
@@ -784,13 +758,13 @@ CHECKS = (
     Check(2, "tracked-runs", "runs in the tracking store", check_tracked_runs),
     Check(2, "ci-pipeline", "CI runs the level-2 checks", check_ci),
     Check(3, "deploy-yaml", "deploy.yaml readable", check_deploy_yaml),
-    Check(3, "dockerfile", "a Dockerfile for the API image", check_dockerfile),
+    Check(3, "dockerfile", "a Dockerfile for the API image", present("Dockerfile")),
     Check(3, "champion", "a champion in the model registry", check_champion),
     Check(3, "model-folder", "the model folder exported", check_model_folder),
     Check(3, "api-ready", "the API answers GET /ready", check_api),
     Check(3, "ci-delivery", "CI runs the level-3 checks and deploys", check_ci),
-    Check(4, "monitoring-yaml", "monitoring.yaml readable", check_monitoring_yaml),
-    Check(4, "monitoring-stack", "Prometheus config and alert rules", check_monitoring_stack),
+    Check(4, "monitoring-yaml", "monitoring.yaml readable", readable_mapping("monitoring.yaml")),
+    Check(4, "monitoring-stack", "Prometheus config and alert rules", present(*MONITORING_STACK)),
     Check(4, "prediction-log", "the prediction log readable", check_prediction_log),
     Check(4, "promtool", "promtool available", check_promtool),
     Check(4, "ci-monitoring", "CI runs the level-4 checks", check_ci),
