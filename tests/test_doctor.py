@@ -320,6 +320,33 @@ def test_the_wheel_holds_only_the_tool(tmp_path):
     assert "mlops-ladder = mlops_ladder.cli:main" in entry_points
 
 
+@pytest.mark.parametrize("edited", [False, True], ids=["unedited", "edited"])
+def test_an_update_from_the_previous_release_removes_or_keeps_scripts_doctor(
+    template, tmp_path, edited
+):
+    """Copier deletes the old doctor; the migration keeps a copy the team edited."""
+    project = tmp_path / "project"
+    helpers.copy_template(
+        template, project, {"level": 1}, vcs_ref=f"v{helpers.PREVIOUS_RELEASE[0]}"
+    )
+    old_doctor = project / "scripts" / "doctor.py"
+    assert old_doctor.is_file()
+    helpers.lock_and_commit(project)
+    if edited:
+        with old_doctor.open("a", encoding="utf-8") as script:
+            script.write("# our own check of the model card, week 2\n")
+        helpers.commit_all(project, "Team edit")
+
+    helpers.update_project(project, {"level": 1})
+
+    assert old_doctor.is_file() == edited
+    if edited:
+        assert "our own check of the model card" in old_doctor.read_text(encoding="utf-8")
+    status = helpers.git(project, "status", "--porcelain")
+    assert ("D  scripts/doctor.py" in status or " D scripts/doctor.py" in status) != edited
+    assert "mlops-ladder doctor" in helpers.poe_tasks(project)["doctor"]["cmd"]
+
+
 # --- Level 2 and up: the canvas as the package reads it ---------------------------
 
 
