@@ -292,8 +292,8 @@ def is_number(value: Any) -> bool:
 
 
 # Run with src/ first on the path: the package's own reading of canvas.yaml
-# (core/canvas.py, standard library and pyyaml only). Exit 1: the canvas is
-# wrong (its message on stdout); exit 3: the package offers no such reading.
+# (core/canvas.py, standard library and pyyaml only). Exit 4: the canvas is
+# wrong (the package's one-line message on stdout); 0: its summary as JSON.
 OWN_CANVAS_READING = """
 import importlib, json, sys
 from pathlib import Path
@@ -307,7 +307,7 @@ try:
     canvas = load_canvas(Path("canvas.yaml"))
 except error_type as error:
     print(" ".join(str(error).split()))
-    sys.exit(1)
+    sys.exit(4)
 metric = canvas.success_metric
 columns = len(canvas.data_contract.columns)
 print(json.dumps([metric.name, metric.threshold, metric.higher_is_better, columns]))
@@ -330,13 +330,17 @@ def own_canvas_reading(project: Project) -> Outcome | None:
     src = str(project.path("src"))
     path = os.pathsep.join(filter(None, [src, project.environ.get("PYTHONPATH")]))
     python = venv_tool(project, "python") or sys.executable
-    result = run_tool(project, python, "-c", OWN_CANVAS_READING, project.package, PYTHONPATH=path)
-    said = (result.stdout.strip().splitlines() or [result.stderr.strip() or "no output"])[-1]
-    if result.returncode == 1:
-        return failed(said, CANVAS_FIX)
-    if result.returncode != 0:
-        return None  # the package cannot be imported here: the minimal reading decides
-    name, threshold, higher_is_better, columns = json.loads(said)
+    try:
+        result = run_tool(
+            project, python, "-c", OWN_CANVAS_READING, project.package, PYTHONPATH=path
+        )
+        said = (result.stdout.strip().splitlines() or [""])[-1]
+        if result.returncode == 4:
+            return failed(said, CANVAS_FIX)
+        name, threshold, higher_is_better, columns = json.loads(said)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        # Not importable here (or broken): the minimal reading decides.
+        return None
     return canvas_summary(name, threshold, higher_is_better, columns, f"src/{project.package}")
 
 
