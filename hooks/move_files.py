@@ -15,6 +15,10 @@ to the old file would be deleted with it. This script runs around the update
   conflicts leaves the usual conflict markers there, to resolve as in any
   git merge; nothing is lost (the team's version also stays in git history).
 
+A file a release removed (`old -> (removed)`) is a move to nowhere: Copier
+deletes it, edits included; the team's edited version is kept at its path, and
+said so (an unedited one is left to Copier, which deletes it).
+
 Plain Python (standard library and git), so it runs wherever Copier runs.
 """
 
@@ -31,13 +35,14 @@ from pathlib import Path
 
 PACKAGE_PLACEHOLDER = "{{ package_name }}"
 STASH_FOLDER = "mlops-ladder-moves"
+REMOVED = "(removed)"  # the `new` side of a file a release removed
 MERGE_LABELS = ("your version (before updating)", "last update", "after updating")
 
 
 @dataclass(frozen=True)
 class Move:
     old: str  # template path before the release
-    new: str  # template path after it
+    new: str  # template path after it, or REMOVED
 
 
 @dataclass
@@ -136,6 +141,11 @@ def before(project: Path, template: Path, ref: str, package: str, moves: list[Mo
         base = render(move.old, old_template_file(template, ref, move.old), package)
         if base == ours:
             continue  # unedited: Copier moves it by itself
+        if move.new == REMOVED:
+            if base is None or (template / "template" / move.old).is_file():
+                continue  # the team's own file, or the new version still ships it
+            planned.append((old_path, old_path, base, ours, 0))
+            continue
         new_file = template / "template" / move.new
         theirs = render(move.new, new_file.read_bytes() if new_file.is_file() else None, package)
         if theirs is None:
@@ -145,6 +155,9 @@ def before(project: Path, template: Path, ref: str, package: str, moves: list[Mo
 
     stash_root = git_folder(project) / STASH_FOLDER
     stash_root.mkdir(parents=True, exist_ok=True)
+    manifest = stash_root / "kept.json"
+    # Another migration of the same update may have kept files already.
+    earlier = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else []
     kept = []
     for old_path, new_path, base, merged, conflicts in planned:
         stash = stash_root / new_path
@@ -154,8 +167,8 @@ def before(project: Path, template: Path, ref: str, package: str, moves: list[Mo
         # Copier removes an old file only when it is unedited: show it unedited.
         (project / old_path).write_bytes(base or b"")
         git("add", "--", old_path, cwd=project)
-    (stash_root / "kept.json").write_text(
-        json.dumps([asdict(item) for item in kept], indent=2), encoding="utf-8"
+    manifest.write_text(
+        json.dumps(earlier + [asdict(item) for item in kept], indent=2), encoding="utf-8"
     )
     return kept
 
@@ -179,7 +192,13 @@ def after(project: Path) -> list[Kept]:
 
 def report(kept: list[Kept]) -> None:
     for item in kept:
-        if item.conflicts:
+        if item.old_path == item.new_path:
+            print(
+                f"kept {item.old_path}, with your edits: the template no longer ships it "
+                "(docs/upgrading.md says what replaces it); delete it if you do not need it.",
+                file=sys.stderr,
+            )
+        elif item.conflicts:
             print(
                 f"moved {item.old_path} -> {item.new_path}: your edits conflict with the "
                 f"template's ({item.conflicts} place(s)); resolve the markers, then `git add` it.",

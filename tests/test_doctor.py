@@ -1,34 +1,39 @@
-"""The level doctor (template/scripts/doctor.py): what a repository meets, against its claim.
+"""The level doctor (`mlops-ladder doctor`, src/mlops_ladder/): what a project meets.
 
-A fresh copy at each level is examined as a user would (`git init`, a commit,
-then the doctor). The doctor needs only the standard library and pyyaml, and
-runs `dvc status` with the interpreter that runs it: the template's own
-environment has both, so most tests run it with that interpreter instead of
-syncing each project (tens of seconds a level). One slow test runs it the
-documented way, `uv run --frozen python scripts/doctor.py`, in a synced project.
+The doctor is a tool of the template, installed from its source: the template's
+own environment has it (`uv sync` installs the mlops-ladder package), so most
+tests run its `mlops-ladder` command on fresh copies at each level, examined as
+a user would (`git init`, a commit, then the doctor). It runs the project's own
+DVC (its .venv, else the one on PATH: the template's, here) and, from level 2,
+the package's own reading of canvas.yaml. One slow test runs it the documented
+way, `uv run poe doctor`, in a synced project: uvx installs it from the
+template source and commit recorded in .copier-answers.yml.
 
-The doctor's pure functions are tested on their own, imported by path.
+The doctor's pure functions are tested on their own.
 """
 
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import json
 import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 import threading
+import tomllib
+import zipfile
 from pathlib import Path
-from types import ModuleType
 
+import jinja2
 import pytest
+from jinja2_ansible_filters import AnsibleCoreFiltersExtension
 
+from mlops_ladder import doctor
 from tests import cases, helpers
 
-DOCTOR = helpers.REPO_ROOT / "template" / "scripts" / "doctor.py"
+# The command the template's package installs in its own environment.
+DOCTOR_COMMAND = [str(helpers.TOOLS_BIN / "mlops-ladder"), "doctor"]
 # One case a level: GitHub with a local remote, GitLab with S3, and the level-3
 # and level-4 defaults.
 CASE_BY_LEVEL = {
@@ -41,19 +46,6 @@ NO_CI_CASE = "l1-none-py313-proprietary-gcs"
 CLIMB_TO_2 = "uvx copier update --trust --defaults --data level=2"
 POE_TASK = re.compile(r"uv run poe ([\w-]+)")
 DOCTOR_TIMEOUT_SECONDS = 120
-
-
-def load_doctor() -> ModuleType:
-    """scripts/doctor.py as a module: a plain script, not part of any package."""
-    spec = importlib.util.spec_from_file_location("doctor_under_test", DOCTOR)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-doctor = load_doctor()
 
 
 # --- Running the doctor in generated projects ----------------------------------
@@ -69,9 +61,9 @@ def committed_copy(generate, case_id: str, destination: Path) -> Path:
 
 
 def run_doctor(project: Path, *arguments: str, **environment: str) -> subprocess.CompletedProcess:
-    """The project's own scripts/doctor.py, from its root, in a developer's shell."""
+    """`mlops-ladder doctor`, from the project's root, in a developer's shell."""
     return subprocess.run(
-        [sys.executable, "scripts/doctor.py", *arguments],
+        [*DOCTOR_COMMAND, *arguments],
         cwd=project,
         env=helpers.user_environment(**environment),
         capture_output=True,
@@ -239,19 +231,140 @@ def test_a_project_without_ci_service_and_with_a_cloud_remote(generate, tmp_path
 
 
 @pytest.mark.slow
-def test_it_runs_as_documented_in_a_synced_level_1_project(generate, tmp_path):
-    """`uv run --frozen python scripts/doctor.py`: the project's own Python and DVC."""
-    project = committed_copy(generate, CASE_BY_LEVEL[1], tmp_path)
+def test_it_runs_as_documented_in_a_synced_level_2_project(generate, tmp_path):
+    """`uv run poe doctor`: uvx installs the doctor from the recorded template source and
+    commit; it reads the canvas with the package and runs the project's own DVC."""
+    project = committed_copy(generate, CASE_BY_LEVEL[2], tmp_path)
     environment = helpers.user_environment()
     for command in (["uv", "lock", "--quiet"], ["uv", "sync", "--frozen", "--quiet"]):
         subprocess.run(command, cwd=project, env=environment, check=True, capture_output=True)
     result = subprocess.run(
-        ["uv", "run", "--frozen", "python", "scripts/doctor.py", "--json"],
+        ["uv", "run", "--frozen", "poe", "doctor", "--json"],
         cwd=project, env=environment, capture_output=True, text=True,
         timeout=DOCTOR_TIMEOUT_SECONDS,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["claimed_level"] == 1
+    report = json.loads(result.stdout)
+    assert report["claimed_level"] == 2
+    checks = by_name(report)
+    assert checks["canvas"]["detail"].endswith(f"(read by src/{project_package(project)})")
+    # The project's DVC ran: the data is not there yet, the stages are out of date.
+    assert checks["pipeline-up-to-date"]["fix"] == "uv run poe sample-data && uv run poe pipeline"
+
+
+def project_package(project: Path) -> str:
+    return helpers.recorded_answers(project)["package_name"]
+
+
+# --- How a project finds the doctor: the template source, at its version --------
+
+
+def test_the_doctor_task_runs_the_tool_of_the_recorded_template_version(generate, template):
+    """The poe task names the source and commit of .copier-answers.yml (a git clone here)."""
+    project = generate(cases.BY_ID[CASE_BY_LEVEL[1]])
+    answers = helpers.recorded_answers(project)
+    assert answers["_src_path"] == str(template) and answers["_commit"].startswith("v")
+    task = helpers.poe_tasks(project)["doctor"]
+    assert task["cmd"] == (
+        f"uvx --from 'git+file://{template}@{answers['_commit']}' mlops-ladder doctor"
+    )
+    assert not (project / "scripts" / "doctor.py").exists()
+
+
+def render_doctor_task(answers: dict) -> str:
+    """tasks/notebook.toml's doctor command for recorded answers, with Copier's filters."""
+    environment = jinja2.Environment(
+        extensions=[AnsibleCoreFiltersExtension], trim_blocks=True, lstrip_blocks=True
+    )
+    source = (helpers.REPO_ROOT / "template" / "tasks" / "notebook.toml.jinja").read_text()
+    rendered = environment.from_string(source).render(_copier_answers=answers)
+    return tomllib.loads(rendered)["tool"]["poe"]["tasks"]["doctor"]["cmd"]
+
+
+@pytest.mark.parametrize(
+    ("src", "commit", "source"),
+    [
+        ("gh:acme/mlops-ladder", "v0.7.0", "git+https://github.com/acme/mlops-ladder.git@v0.7.0"),
+        ("https://gitlab.com/acme/mlops-ladder.git", "v0.6.0-3-g66cb9ad",
+         "git+https://gitlab.com/acme/mlops-ladder.git@66cb9ad"),
+        ("git@github.com:acme/mlops-ladder.git", "v0.7.0",
+         "git+ssh://git@github.com/acme/mlops-ladder.git@v0.7.0"),
+        ("/home/ana/mlops ladder", "66cb9ad", "git+file:///home/ana/mlops%20ladder@66cb9ad"),
+        ("C:\\Users\\ana\\mlops-ladder", "v0.7.0", "git+file:///C:/Users/ana/mlops-ladder@v0.7.0"),
+        ("/srv/mlops-ladder", None, "/srv/mlops-ladder"),  # not a git repository
+    ],
+)  # fmt: skip
+def test_the_recorded_source_becomes_what_uv_installs_from(src, commit, source):
+    answers = {"_src_path": src, **({"_commit": commit} if commit else {})}
+    assert render_doctor_task(answers) == f"uvx --from '{source}' mlops-ladder doctor"
+
+
+def test_the_wheel_holds_only_the_tool(tmp_path):
+    """The template repository is a package for its tools: template/ stays out of it."""
+    subprocess.run(
+        ["uv", "build", "--wheel", "--out-dir", str(tmp_path), str(helpers.REPO_ROOT)],
+        check=True, capture_output=True, timeout=DOCTOR_TIMEOUT_SECONDS,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("mlops_ladder-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {name.split("/")[0] for name in names} == {
+        "mlops_ladder",
+        f"{wheel.name.rsplit('-', 3)[0]}.dist-info",
+    }
+    assert "mlops_ladder/doctor.py" in names
+    entry_points = (
+        zipfile.ZipFile(wheel)
+        .read(f"{wheel.name.rsplit('-', 3)[0]}.dist-info/entry_points.txt")
+        .decode()
+    )
+    assert "mlops-ladder = mlops_ladder.cli:main" in entry_points
+
+
+@pytest.mark.parametrize("edited", [False, True], ids=["unedited", "edited"])
+def test_an_update_from_the_previous_release_removes_or_keeps_scripts_doctor(
+    template, tmp_path, edited
+):
+    """Copier deletes the old doctor; the migration keeps a copy the team edited."""
+    project = tmp_path / "project"
+    helpers.copy_template(
+        template, project, {"level": 1}, vcs_ref=f"v{helpers.PREVIOUS_RELEASE[0]}"
+    )
+    old_doctor = project / "scripts" / "doctor.py"
+    assert old_doctor.is_file()
+    helpers.lock_and_commit(project)
+    if edited:
+        with old_doctor.open("a", encoding="utf-8") as script:
+            script.write("# our own check of the model card, week 2\n")
+        helpers.commit_all(project, "Team edit")
+
+    helpers.update_project(project, {"level": 1})
+
+    assert old_doctor.is_file() == edited
+    if edited:
+        assert "our own check of the model card" in old_doctor.read_text(encoding="utf-8")
+    status = helpers.git(project, "status", "--porcelain")
+    assert ("D  scripts/doctor.py" in status or " D scripts/doctor.py" in status) != edited
+    assert "mlops-ladder doctor" in helpers.poe_tasks(project)["doctor"]["cmd"]
+
+
+# --- Level 2 and up: the canvas as the package reads it ---------------------------
+
+
+def test_from_level_2_the_package_reads_the_canvas(generate, tmp_path):
+    """A rule only the package knows (min_rows a whole number) is the doctor's verdict too."""
+    project = committed_copy(generate, CASE_BY_LEVEL[2], tmp_path)
+    canvas = project / "canvas.yaml"
+    text = canvas.read_text(encoding="utf-8")
+    assert "min_rows:" in text
+    canvas.write_text(re.sub(r"min_rows: .*", "min_rows: many", text), encoding="utf-8")
+    check = by_name(json_report(project))["canvas"]
+    assert check["status"] == "fail", check
+    assert check["detail"] == (
+        "canvas.yaml: `data_contract.min_rows` must be a whole number (got 'many')."
+    )
+    assert check["fix"] == "edit canvas.yaml (docs/canvas.md explains it)"
+    # Level 1's minimal reading lets it pass: the package's reading decides.
+    assert doctor.canvas_problem(doctor.load_yaml(canvas)) is None
 
 
 # --- The doctor's functions, on their own ----------------------------------------

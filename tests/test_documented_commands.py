@@ -139,7 +139,11 @@ def readme_set_up(project: Path) -> list[str]:
 
 def assert_doctor_after_set_up(project: Path, level: int) -> None:
     """After the README's set-up the doctor finds the claimed level, or names the one
-    command that gets there (a first champion, from level 3)."""
+    command that gets there (a first champion, from level 3).
+
+    `poe doctor` is the template's tool: uvx installs it from the source and commit
+    in .copier-answers.yml, here the tests' snapshot of the template (a local clone,
+    offline once uv's cache holds pyyaml)."""
     report = run_as_user(project, "uv run poe doctor")
     text = report.stdout + report.stderr
     assert report.returncode == 0, text

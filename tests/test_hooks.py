@@ -169,3 +169,63 @@ def test_kept_files_are_listed_in_the_git_folder(template_repo: Path, project: P
     move_files.before(project, template_repo, "v1", "shop", MOVE)
     manifest = project / ".git" / move_files.STASH_FOLDER / "kept.json"
     assert json.loads(manifest.read_text())[0]["new_path"] == "src/shop/pipeline/read.py"
+
+
+# --- Files a release removed: `old -> (removed)` -----------------------------------
+
+REMOVE = [move_files.Move("src/{{ package_name }}/read.py", move_files.REMOVED)]
+
+
+def remove_from_template(repo: Path) -> None:
+    """A later release that ships no read.py at all."""
+    helpers.git(repo, "rm", "-rq", "template/src")
+    helpers.commit_all(repo, "v3: read.py removed")
+
+
+def test_the_release_removals_name_files_the_template_no_longer_ships():
+    removals = move_files.read_moves(HOOKS / "removed.txt")
+    assert removals and all(move.new == move_files.REMOVED for move in removals)
+    for move in removals:
+        assert not (helpers.REPO_ROOT / "template" / move.old).exists(), move.old
+
+
+def test_an_edited_removed_file_is_kept_and_said(template_repo: Path, project: Path, capsys):
+    remove_from_template(template_repo)
+    edited = "# our own reading\n" + OLD_READ
+    (project / "src" / "shop" / "read.py").write_text(edited)
+    helpers.commit_all(project, "team edit")
+
+    kept = move_files.before(project, template_repo, "v1", "shop", REMOVE)
+    assert [(item.old_path, item.new_path) for item in kept] == [
+        ("src/shop/read.py", "src/shop/read.py")
+    ]
+    (project / "src" / "shop" / "read.py").unlink()  # what Copier does
+    move_files.report(move_files.after(project))
+
+    assert (project / "src" / "shop" / "read.py").read_text() == edited
+    assert helpers.git(project, "status", "--porcelain") == ""
+    assert "kept src/shop/read.py, with your edits" in capsys.readouterr().err
+
+
+def test_an_unedited_removed_file_is_left_to_copier(template_repo: Path, project: Path):
+    remove_from_template(template_repo)
+    assert move_files.before(project, template_repo, "v1", "shop", REMOVE) == []
+
+
+def test_a_file_the_new_version_still_ships_is_not_a_removal(template_repo: Path, project: Path):
+    """The moved file of the fixture is at pipeline/ in v2; its old path is gone, not kept."""
+    (project / "src" / "shop" / "read.py").write_text("# edited\n" + OLD_READ)
+    helpers.commit_all(project, "team edit")
+    still_shipped = [move_files.Move("src/{{ package_name }}/pipeline/read.py", move_files.REMOVED)]
+    assert move_files.before(project, template_repo, "v1", "shop", still_shipped) == []
+
+
+def test_two_migrations_of_one_update_share_the_kept_list(template_repo: Path, project: Path):
+    (project / "src" / "shop" / "read.py").write_text("# edited\n" + OLD_READ)
+    helpers.commit_all(project, "team edit")
+    move_files.before(project, template_repo, "v1", "shop", MOVE)
+    move_files.before(project, template_repo, "v1", "shop", [])  # the removals: none here
+    manifest = project / ".git" / move_files.STASH_FOLDER / "kept.json"
+    assert [item["new_path"] for item in json.loads(manifest.read_text())] == [
+        "src/shop/pipeline/read.py"
+    ]

@@ -1,20 +1,24 @@
-"""Report which maturity level this repository meets, check by check.
+"""The level doctor: which maturity level a generated project meets, check by check.
 
-    uv run python scripts/doctor.py               # the report, as a table
-    uv run python scripts/doctor.py --json        # the same report, machine-readable
-    uv run python scripts/doctor.py --url http://127.0.0.1:8000   # also ask a running API
-    uv run python scripts/doctor.py --strict      # exit 1 when the claimed level is not met
+    mlops-ladder doctor                  # the report, as a table (in the project's folder)
+    mlops-ladder doctor --json           # the same report, machine-readable
+    mlops-ladder doctor --url http://127.0.0.1:8000   # also ask a running API
+    mlops-ladder doctor --strict         # exit 1 when the claimed level is not met
 
-.copier-answers.yml claims a level; this script checks what each level asks
+A generated project runs it with `uv run poe doctor`, which calls
+`uvx --from <template source>@<its version> mlops-ladder doctor`: the doctor is
+versioned with the template, not copied into every project.
+
+.copier-answers.yml claims a level; the doctor checks what each level asks
 (files present, hooks installed, DVC remote, pipeline up to date, CI wired,
 a champion registered, the API healthy, monitoring configured), names the
 command that fixes each failure, and shows what the next level would ask.
 
 It is a report, not a CI gate: it exits 0 whatever it finds, unless --strict.
 Checks that only make sense on a developer's machine (git hooks, a local DVC
-remote folder) are skipped when CI=true. It reads files and runs `git` and
-`dvc status` only: no network, unless --url is given. Standard library and
-pyyaml only, so it runs at level 1, before the project has a package.
+remote folder) are skipped when CI=true. It reads files and runs `git`,
+`dvc status` (the project's own) and, from level 2, the package's own reading
+of canvas.yaml: no network, unless --url is given. Standard library and pyyaml.
 """
 
 from __future__ import annotations
@@ -139,9 +143,17 @@ def dig(data: Any, dotted: str, default: Any = None) -> Any:
     return data
 
 
-def run_tool(project: Project, *command: str) -> subprocess.CompletedProcess[str]:
+def settings_of(project: Project, relative: str) -> dict:
+    """A settings file's mapping; {} when it is missing, unreadable or not a mapping."""
+    with contextlib.suppress(Unreadable):
+        data = load_yaml(project.path(relative))
+        return data if isinstance(data, dict) else {}
+    return {}
+
+
+def run_tool(project: Project, *command: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """A tool run in the project, bounded in time; OSError when it cannot start."""
-    env = {**project.environ, "DVC_NO_ANALYTICS": "1"}
+    env = {**project.environ, "DVC_NO_ANALYTICS": "1", **extra}
     return subprocess.run(
         list(command),
         cwd=project.root,
@@ -226,6 +238,16 @@ def yaml_mapping(project: Project, level: int, relative: str) -> tuple[dict | No
     return data, passed(relative)
 
 
+def readable_mapping(relative: str) -> Callable[[Project, int], Outcome]:
+    """A check that a settings file is there and holds a mapping."""
+    return lambda project, level: yaml_mapping(project, level, relative)[1]
+
+
+def present(*relatives: str) -> Callable[[Project, int], Outcome]:
+    """A check that files are there."""
+    return lambda project, level: files_present(project, level, list(relatives))
+
+
 def data_fix(project: Project) -> str:
     """The data first: pulled when DVC versions it, else the offline sample."""
     if project.path(f"{DATASET}.dvc").is_file():
@@ -239,8 +261,8 @@ def data_fix(project: Project) -> str:
 def canvas_problem(canvas: Any) -> str | None:
     """The first thing wrong with the canvas, in the words of its keys; None when valid.
 
-    A light version of the package's own reading (core/canvas.py, level 2), so
-    that level 1, which has no package, gets the same verdict on the same keys.
+    Level 1 has no package: this minimal reading checks the keys the notebook
+    uses. From level 2 the package's own reading decides (own_canvas_reading).
     """
     if not isinstance(canvas, dict):
         return "must be a mapping of keys (business_question, success_metric, ...)"
@@ -269,17 +291,79 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# Run with src/ first on the path: the package's own reading of canvas.yaml
+# (core/canvas.py, standard library and pyyaml only). Exit 4: the canvas is
+# wrong (the package's one-line message on stdout); 0: its summary as JSON.
+OWN_CANVAS_READING = """
+import importlib, json, sys
+from pathlib import Path
+try:
+    load_canvas = importlib.import_module(sys.argv[1] + ".core.canvas").load_canvas
+    error_type = importlib.import_module(sys.argv[1] + ".core.errors").PipelineError
+except (ImportError, AttributeError) as error:
+    print(error)
+    sys.exit(3)
+try:
+    canvas = load_canvas(Path("canvas.yaml"))
+except error_type as error:
+    print(" ".join(str(error).split()))
+    sys.exit(4)
+metric = canvas.success_metric
+columns = len(canvas.data_contract.columns)
+print(json.dumps([metric.name, metric.threshold, metric.higher_is_better, columns]))
+"""
+CANVAS_FIX = "edit canvas.yaml (docs/canvas.md explains it)"
+
+
+def venv_tool(project: Project, name: str) -> str | None:
+    """A program of the project's own environment (.venv, made by `uv sync`)."""
+    for relative in (f".venv/bin/{name}", f".venv/Scripts/{name}.exe"):
+        if project.path(relative).is_file():
+            return str(project.path(relative))
+    return None
+
+
+def own_canvas_reading(project: Project) -> Outcome | None:
+    """The package's verdict on canvas.yaml; None when it has no canvas reader to ask."""
+    if not project.package or not project.path(f"src/{project.package}/core/canvas.py").is_file():
+        return None
+    src = str(project.path("src"))
+    path = os.pathsep.join(filter(None, [src, project.environ.get("PYTHONPATH")]))
+    python = venv_tool(project, "python") or sys.executable
+    try:
+        result = run_tool(
+            project, python, "-c", OWN_CANVAS_READING, project.package, PYTHONPATH=path
+        )
+        said = (result.stdout.strip().splitlines() or [""])[-1]
+        if result.returncode == 4:
+            return failed(said, CANVAS_FIX)
+        name, threshold, higher_is_better, columns = json.loads(said)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        # Not importable here (or broken): the minimal reading decides.
+        return None
+    return canvas_summary(name, threshold, higher_is_better, columns, f"src/{project.package}")
+
+
+def canvas_summary(name: str, threshold: Any, higher_is_better: Any, columns: int, by: str):
+    direction = "<=" if higher_is_better is False else ">="
+    return passed(f"{name} {direction} {threshold}, {columns} columns (read by {by})")
+
+
 def check_canvas(project: Project, level: int) -> Outcome:
     canvas, outcome = yaml_mapping(project, level, "canvas.yaml")
     if canvas is None:
         return outcome
+    own = own_canvas_reading(project)
+    if own is not None:
+        return own
     problem = canvas_problem(canvas)
     if problem:
-        return failed(f"canvas.yaml: {problem}", "edit canvas.yaml (docs/canvas.md explains it)")
+        return failed(f"canvas.yaml: {problem}", CANVAS_FIX)
     metric = canvas["success_metric"]
-    direction = "<=" if metric.get("higher_is_better") is False else ">="
     columns = len(canvas["data_contract"]["columns"])
-    return passed(f"{metric['name']} {direction} {metric['threshold']}, {columns} columns")
+    return canvas_summary(
+        metric["name"], metric["threshold"], metric.get("higher_is_better"), columns, "the doctor"
+    )
 
 
 def check_notebook(project: Project, level: int) -> Outcome:
@@ -319,18 +403,12 @@ def check_data_versioned(project: Project, level: int) -> Outcome:
 REMOTE_SECTION = re.compile(r"""^'?remote\s+"(?P<name>[^"]+)"'?$""")
 
 
-@dataclass(frozen=True)
-class DvcRemote:
-    name: str
-    url: str
-
-    @property
-    def scheme(self) -> str:
-        match = re.match(r"^([a-z0-9]+)://", self.url)
-        return match.group(1) if match else "local"
+def url_scheme(url: str) -> str:
+    match = re.match(r"^([a-z0-9]+)://", url)
+    return match.group(1) if match else "local"
 
 
-def default_remote(dvc_folder: Path) -> DvcRemote | None:
+def default_remote(dvc_folder: Path) -> tuple[str, str] | None:
     """The default remote of .dvc/config and .dvc/config.local, the way DVC merges them."""
     config = configparser.ConfigParser(interpolation=None)
     try:
@@ -341,7 +419,7 @@ def default_remote(dvc_folder: Path) -> DvcRemote | None:
     for section in config.sections():
         match = REMOTE_SECTION.match(section)
         if name and match and match["name"] == name and config.get(section, "url", fallback=""):
-            return DvcRemote(name, config.get(section, "url"))
+            return name, config.get(section, "url")
     return None
 
 
@@ -351,10 +429,10 @@ def check_dvc_remote(project: Project, level: int) -> Outcome:
     remote = default_remote(project.path(".dvc"))
     if remote is None:
         return failed("no default DVC remote", "uv run dvc remote add -d storage <url>")
-    answered = project.answer("data_remote", "local")
-    if ANSWERED_SCHEMES.get(answered, answered) != remote.scheme:
-        return passed(f"{remote.name}: {remote.url} (the answers say data_remote: {answered})")
-    return passed(f"{remote.name}: {remote.url}")
+    (name, url), answered = remote, project.answer("data_remote", "local")
+    if ANSWERED_SCHEMES.get(answered, answered) != url_scheme(url):
+        return passed(f"{name}: {url} (the answers say data_remote: {answered})")
+    return passed(f"{name}: {url}")
 
 
 # The answers' data_remote, as the URL scheme of the remote it configures.
@@ -370,14 +448,15 @@ def check_dvc_remote_reachable(project: Project, level: int) -> Outcome:
     remote = default_remote(project.path(".dvc"))
     if remote is None:
         return skipped("needs a DVC remote (see above)")
-    if remote.scheme != "local":
-        variables = CREDENTIAL_VARIABLES.get(remote.scheme, ())
+    url = remote[1]
+    if url_scheme(url) != "local":
+        variables = CREDENTIAL_VARIABLES.get(url_scheme(url), ())
         found = [name for name in variables if project.environ.get(name)]
         credentials = f"{found[0]} is set" if found else "no credential variable set"
         return informed(
-            f"{remote.url}: not tried (no network here; {credentials}); `uv run poe pull` tries it"
+            f"{url}: not tried (no network here; {credentials}); `uv run poe pull` tries it"
         )
-    folder = Path(remote.url).expanduser()
+    folder = Path(url).expanduser()
     if not folder.is_absolute():
         folder = (project.path(".dvc") / folder).resolve()
     if folder.is_dir():
@@ -460,10 +539,6 @@ def check_package(project: Project, level: int) -> Outcome:
     return failed("no package under src/", missing_file_fix(project, level, "src"))
 
 
-def check_params(project: Project, level: int) -> Outcome:
-    return yaml_mapping(project, level, "params.yaml")[1]
-
-
 def check_dvc_yaml(project: Project, level: int) -> Outcome:
     pipeline, outcome = yaml_mapping(project, level, "dvc.yaml")
     if pipeline is None:
@@ -482,11 +557,14 @@ def check_tests(project: Project, level: int) -> Outcome:
 
 
 def check_pipeline_up_to_date(project: Project, level: int) -> Outcome:
-    """`dvc status`, run by this interpreter: the project's own DVC under `uv run`."""
+    """`dvc status` of the project's own DVC (its .venv, else the one on PATH)."""
     if not project.path("dvc.yaml").is_file():
         return skipped("needs dvc.yaml (see above)")
+    dvc = venv_tool(project, "dvc") or shutil.which("dvc", path=project.environ.get("PATH"))
+    if dvc is None:
+        return failed("DVC is not installed in the project's environment", "uv sync")
     try:
-        result = run_tool(project, sys.executable, "-m", "dvc", "status", "--json")
+        result = run_tool(project, dvc, "status", "--json")
     except subprocess.TimeoutExpired:
         return failed("`dvc status` took too long", "uv run dvc status")
     if result.returncode != 0:
@@ -507,11 +585,8 @@ def check_pipeline_up_to_date(project: Project, level: int) -> Outcome:
 
 def tracking_database(project: Project) -> tuple[Path | None, str]:
     """The SQLite file of the tracking store, or None and the store's URI when it is not one."""
-    params: Any = {}
-    with contextlib.suppress(Unreadable):
-        params = load_yaml(project.path("params.yaml")) or {}
     uri = project.environ.get("MLFLOW_TRACKING_URI") or str(
-        dig(params, "tracking.uri", "sqlite:///mlflow.db")
+        dig(settings_of(project, "params.yaml"), "tracking.uri", "sqlite:///mlflow.db")
     )
     if not uri.startswith("sqlite:///"):
         return None, uri
@@ -529,9 +604,8 @@ def query_database(path: Path, sql: str, *parameters: str) -> list[tuple]:
 
 
 def check_tracked_runs(project: Project, level: int) -> Outcome:
-    with contextlib.suppress(Unreadable):
-        if dig(load_yaml(project.path("params.yaml")), "tracking.enabled") is False:
-            return informed("tracking is off (params.yaml's tracking.enabled: false)")
+    if dig(settings_of(project, "params.yaml"), "tracking.enabled") is False:
+        return informed("tracking is off (params.yaml's tracking.enabled: false)")
     database, uri = tracking_database(project)
     if database is None:
         return informed(f"tracking store {uri}: not queried (no network here)")
@@ -552,14 +626,6 @@ def check_tracked_runs(project: Project, level: int) -> Outcome:
 # --- Level 3: CI/CD deployment -------------------------------------------------
 
 
-def deploy_settings(project: Project) -> dict:
-    try:
-        settings = load_yaml(project.path("deploy.yaml"))
-    except Unreadable:
-        return {}
-    return settings if isinstance(settings, dict) else {}
-
-
 def check_deploy_yaml(project: Project, level: int) -> Outcome:
     settings, outcome = yaml_mapping(project, level, "deploy.yaml")
     if settings is None:
@@ -571,15 +637,11 @@ def check_deploy_yaml(project: Project, level: int) -> Outcome:
     return passed(f"deploy.yaml (delivery target: {target})")
 
 
-def check_dockerfile(project: Project, level: int) -> Outcome:
-    return files_present(project, level, ["Dockerfile"])
-
-
 def check_champion(project: Project, level: int) -> Outcome:
     database, uri = tracking_database(project)
     if database is None:
         return informed(f"registry {uri}: not queried (no network here); `uv run poe models`")
-    name = dig(deploy_settings(project), "registry.model_name") or project.package
+    name = dig(settings_of(project, "deploy.yaml"), "registry.model_name") or project.package
     promote = "uv run poe release --promote"
     if not database.is_file():
         return failed(f"no registry yet ({uri})", f"uv run poe pipeline && {promote}")
@@ -598,7 +660,7 @@ def check_champion(project: Project, level: int) -> Outcome:
 
 def check_model_folder(project: Project, level: int) -> Outcome:
     folder = project.environ.get("MODEL_DIR") or str(
-        dig(deploy_settings(project), "serving.model_dir", "models/serving")
+        dig(settings_of(project, "deploy.yaml"), "serving.model_dir", "models/serving")
     )
     metadata = Path(folder) if Path(folder).is_absolute() else project.root / folder
     metadata = metadata / "metadata.json"
@@ -632,19 +694,8 @@ def check_api(project: Project, level: int) -> Outcome:
 # --- Level 4: monitoring -------------------------------------------------------
 
 
-def check_monitoring_yaml(project: Project, level: int) -> Outcome:
-    return yaml_mapping(project, level, "monitoring.yaml")[1]
-
-
-def check_monitoring_stack(project: Project, level: int) -> Outcome:
-    return files_present(project, level, list(MONITORING_STACK))
-
-
 def check_prediction_log(project: Project, level: int) -> Outcome:
-    try:
-        settings = load_yaml(project.path("monitoring.yaml")) or {}
-    except Unreadable:
-        settings = {}
+    settings = settings_of(project, "monitoring.yaml")
     sink = dig(settings, "prediction_log.sink", "auto")
     on_platform = any(project.environ.get(name) for name in PLATFORM_VARIABLES)
     if sink not in ("auto", "sqlite") or (sink == "auto" and on_platform):
@@ -703,7 +754,7 @@ CHECKS = (
     Check(1, "git-hooks", "pre-commit hooks installed", check_git_hooks, machine_only=True),
     Check(1, "ci-notebook", "CI runs the level-1 checks", check_ci),
     Check(2, "package", "the Python package under src/", check_package),
-    Check(2, "params", "params.yaml readable", check_params),
+    Check(2, "params", "params.yaml readable", readable_mapping("params.yaml")),
     Check(2, "dvc-yaml", "dvc.yaml declares the pipeline", check_dvc_yaml),
     Check(2, "tests", "tests under tests/", check_tests),
     Check(2, "pipeline-up-to-date", "the pipeline reproduced and up to date",
@@ -711,13 +762,13 @@ CHECKS = (
     Check(2, "tracked-runs", "runs in the tracking store", check_tracked_runs),
     Check(2, "ci-pipeline", "CI runs the level-2 checks", check_ci),
     Check(3, "deploy-yaml", "deploy.yaml readable", check_deploy_yaml),
-    Check(3, "dockerfile", "a Dockerfile for the API image", check_dockerfile),
+    Check(3, "dockerfile", "a Dockerfile for the API image", present("Dockerfile")),
     Check(3, "champion", "a champion in the model registry", check_champion),
     Check(3, "model-folder", "the model folder exported", check_model_folder),
     Check(3, "api-ready", "the API answers GET /ready", check_api),
     Check(3, "ci-delivery", "CI runs the level-3 checks and deploys", check_ci),
-    Check(4, "monitoring-yaml", "monitoring.yaml readable", check_monitoring_yaml),
-    Check(4, "monitoring-stack", "Prometheus config and alert rules", check_monitoring_stack),
+    Check(4, "monitoring-yaml", "monitoring.yaml readable", readable_mapping("monitoring.yaml")),
+    Check(4, "monitoring-stack", "Prometheus config and alert rules", present(*MONITORING_STACK)),
     Check(4, "prediction-log", "the prediction log readable", check_prediction_log),
     Check(4, "promtool", "promtool available", check_promtool),
     Check(4, "ci-monitoring", "CI runs the level-4 checks", check_ci),
@@ -895,13 +946,14 @@ def verdict_lines(report: Report) -> list[str]:
 
 # --- Command line ------------------------------------------------------------------
 
+DESCRIPTION = "Report which maturity level a project meets, check by check."
+EPILOG = (
+    "Exit code: 0 (a report, not a gate); with --strict, 1 when the level "
+    f"claimed by {ANSWERS_FILE} is not met."
+)
 
-def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description="Report which maturity level this repository meets, check by check.",
-        epilog="Exit code: 0 (a report, not a gate); with --strict, 1 when the level "
-        f"claimed by {ANSWERS_FILE} is not met.",
-    )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--url", help="also check a running API: GET <url>/ready")
     parser.add_argument(
@@ -910,7 +962,6 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--project", type=Path, default=Path("."), help="the project's folder (default: .)"
     )
-    return parser.parse_args(argv)
 
 
 def build_project(arguments: argparse.Namespace, environ: Mapping[str, str]) -> Project:
@@ -926,8 +977,8 @@ def tolerate_any_console() -> None:
         reconfigure(errors="replace")
 
 
-def main(argv: list[str] | None = None) -> int:
-    arguments = parse_arguments(argv)
+def run(arguments: argparse.Namespace) -> int:
+    """The report on the project the arguments name; the exit code."""
     tolerate_any_console()
     project = build_project(arguments, os.environ)
     report = Report(project, examine(project))
@@ -936,7 +987,3 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(render_text(report))
     return 1 if arguments.strict and not report.meets_claim else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

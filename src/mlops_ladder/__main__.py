@@ -1,0 +1,7 @@
+"""Allow `python -m mlops_ladder doctor ...`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
