@@ -60,8 +60,15 @@ def _recovered(api, rows):
 
 
 def _answered(api, times=3):
+    """`times` predictions answered, then handed to the log.
+
+    The API records its answers off the request path (intake.py, every 50 ms);
+    a scrape of /metrics records what is queued, so the counts that follow
+    never depend on how fast the intake's thread ran.
+    """
     for _ in range(times):
         assert api.post("/predict", json=GOOD).status_code == 200
+    assert api.get("/metrics").status_code == 200
 
 
 @pytest.fixture
