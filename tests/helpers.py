@@ -33,6 +33,7 @@ RELEASES = (
     ("0.4.0", "07c13239a683fdbeb67ecbf9841a6b9d6b32035f"),
     ("0.5.0", "f9a4c3844d520d96ca0c164494ac0c5e04c7f9b0"),
     ("0.5.1", "400c3c48f0f8a762cfc6994ad5470bd3e4aa1012"),
+    ("0.6.0", "66cb9ad82b891ed9eb6057804fe81f4bcb4817d7"),
 )
 PREVIOUS_RELEASE = RELEASES[-1]
 
