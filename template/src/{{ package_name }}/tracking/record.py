@@ -1,4 +1,4 @@
-"""Record each evaluated model as an MLflow run, in a local SQLite file.
+"""Record each evaluated model as an MLflow run, through MLflow's public API.
 
 A run holds what is needed to trust and reproduce a result: the git commit and
 whether the working tree had local changes, a digest of the package code and
@@ -12,16 +12,22 @@ MLFLOW_TRACKING_URI environment variable overrides it.
 
 A run identical to one already recorded (same run digest: same code, params
 and data, e.g. `dvc exp run -S` on a hyperparameter of another architecture)
-is not recorded twice. MLflow is imported here only, when a run is recorded:
-importing it takes seconds, and the other stages do not need it.
+is not recorded twice. Importing MLflow and opening its store take longer
+than scoring the model, so `Recorder` does both in a process of its own
+(recorder.py), started when `evaluate` starts: the stage waits only for what
+is left of them once it has scored (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import logging
 import os
-import time
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,7 @@ MISSING_GROUP = (
     "MLflow is not installed: tracking needs the `tracking` dependency group "
     "(`uv sync --group tracking`), or set `tracking.enabled: false` in params.yaml"
 )
+RECORD_TIMEOUT = 600  # seconds: a remote store may be slow, never silent forever
 
 
 def run_params(params: Params, data_md5: str) -> dict[str, Any]:
@@ -87,89 +94,101 @@ def run_tags(
     return tags
 
 
-def _quiet_mlflow() -> None:
-    """Keep MLflow's start-up chatter (table creation) out of the output."""
-    import logging
+def missing_store(uri: str) -> Path | None:
+    """The file of a local SQLite store not made yet (opening it would make it), else None."""
+    prefix = "sqlite:///"
+    path = Path(uri[len(prefix) :]) if uri.startswith(prefix) else None
+    return path if path is not None and not path.is_file() else None
 
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
-
-def _client(uri: str) -> Any:
-    # No usage telemetry from pipeline runs unless the user asked for it.
+def client(uri: str) -> Any:
+    """An MlflowClient on a store, for reading it (MLflow imported only then)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
-        from mlflow.tracking import MlflowClient
+        from mlflow import MlflowClient
     except ImportError:
         raise PipelineError(MISSING_GROUP) from None
-    _quiet_mlflow()
-    return MlflowClient(tracking_uri=uri)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        # Opening a store warns about MLflow's own use of its libraries (SQLAlchemy 2.1
+        # deprecates a loader it uses): MLflow's to fix, nothing the project can act on.
+        warnings.simplefilter("ignore")
+        return MlflowClient(tracking_uri=uri)
 
 
-def _experiment_id(client: Any, name: str) -> str:
-    experiment = client.get_experiment_by_name(name)
-    return experiment.experiment_id if experiment else client.create_experiment(name)
+class Recorder:
+    """The recording process (recorder.py), started at once, then sent one run."""
 
+    def __init__(self, uri: str, experiment: str) -> None:
+        if importlib.util.find_spec("mlflow") is None:
+            raise PipelineError(MISSING_GROUP)
+        self.uri = uri
+        # No usage telemetry from pipeline runs unless the user asked for it.
+        environment = {"MLFLOW_DISABLE_TELEMETRY": "true", **os.environ}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"{__package__}.recorder", uri, experiment],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            env=environment,
+        )
 
-def _identical_run(client: Any, experiment_id: str, digest: str) -> str | None:
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.run_digest = '{digest}' and attributes.status = 'FINISHED'",
-        max_results=1,
-    )
-    return found[0].info.run_id if found else None
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        # Sent nothing (the stage failed first): it records nothing, and ends once MLflow
+        # has opened the store (never stopped half-way through making a new one).
+        if self.process.returncode is None:
+            self.process.communicate()
+
+    def send(self, run: dict[str, Any]) -> tuple[str, bool]:
+        """Record a run; return (run id, whether it is a new run)."""
+        try:
+            out, err = self.process.communicate(json.dumps(run), timeout=RECORD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = "", f"no answer in {RECORD_TIMEOUT} s"
+        lines = out.strip().splitlines()
+        answer = json.loads(lines[-1]) if lines else {}
+        if "run_id" not in answer:
+            said = [line for line in err.splitlines() if line.strip()]
+            message = answer.get("error") or (said[-1] if said else "the recorder stopped")
+            raise PipelineError(
+                f"could not record the run in {self.uri}: {message} "
+                "(set `tracking.enabled: false` in params.yaml to skip tracking)"
+            )
+        return answer["run_id"], answer["new"]
 
 
 def log_run(
-    params: Params, canvas: Canvas, report: dict[str, Any], model_path: Path, data_md5: str
+    recorder: Recorder,
+    params: Params,
+    canvas: Canvas,
+    report: dict[str, Any],
+    model_path: Path,
+    data_md5: str,
 ) -> tuple[str, bool]:
-    """Record one run and its model file; return (run id, whether it is a new run)."""
-    import warnings
-
-    uri = params.tracking.effective_uri
+    """Record one run and its files; return (run id, whether it is a new run)."""
     used = run_params(params, data_md5)
     code = code_digest()
     digest = run_digest(code, used)
-    now = int(time.time() * 1000)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            client = _client(uri)
-            from mlflow.entities import Metric, Param, RunTag
-
-            experiment_id = _experiment_id(client, params.tracking.experiment)
-            identical = _identical_run(client, experiment_id, digest)
-            if identical:
-                return identical, False
-            tags = run_tags(canvas, report, code, digest, files.md5_of(model_path))
-            run = client.create_run(experiment_id, run_name=os.environ.get("DVC_EXP_NAME"))
-            run_id = run.info.run_id
-            client.log_batch(
-                run_id,
-                metrics=[
-                    Metric(name, float(report[name]), now, 0)
-                    for name in METRIC_NAMES
-                    if name in report
-                ],
-                params=[Param(key, str(value)) for key, value in used.items()],
-                tags=[RunTag(key, value) for key, value in tags.items()],
-            )
-            client.log_artifact(run_id, str(model_path), artifact_path="model")
-            # The rules the model was trained under, for whoever exports it later.
-            for settings_file in (paths.PARAMS, paths.CANVAS):
-                if settings_file.is_file():
-                    client.log_artifact(run_id, str(settings_file), artifact_path="settings")
-            # Level 4: the training data's reference profile travels with the model,
-            # so that a runner without the data exports it (drift's reference).
-            if paths.REFERENCE_PROFILE.is_file():
-                client.log_artifact(run_id, str(paths.REFERENCE_PROFILE), artifact_path="profile")
-            client.set_terminated(run_id)
-    except PipelineError:
-        raise
-    except Exception as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-        raise PipelineError(
-            f"could not record the run in {uri}: {message} "
-            "(set `tracking.enabled: false` in params.yaml to skip tracking)"
-        ) from None
-    return run_id, True
+    files_of_run = [(model_path, "model")]
+    # The rules the model was trained under, for whoever exports it later.
+    files_of_run += [(path, "settings") for path in (paths.PARAMS, paths.CANVAS)]
+    # Level 4: the training data's reference profile travels with the model,
+    # so that a runner without the data exports it (drift's reference).
+    files_of_run.append((paths.REFERENCE_PROFILE, "profile"))
+    run = {
+        "name": os.environ.get("DVC_EXP_NAME"),
+        "params": {key: str(value) for key, value in used.items()},
+        "metrics": {name: float(report[name]) for name in METRIC_NAMES if name in report},
+        "tags": run_tags(canvas, report, code, digest, files.md5_of(model_path)),
+        "artifacts": [
+            [str(path.resolve()), folder] for path, folder in files_of_run if path.is_file()
+        ],
+    }
+    return recorder.send(run)
