@@ -12,7 +12,8 @@ medians: wall time, and CPU time (user + system of the stage and every process
 it starts: this project's recording process runs beside the stage, so it
 costs CPU time the wall time hides). Where the time goes in this project is
 measured too: importing MLflow, opening the store, recording a run, and the
-recording process alone. Results also go to bench/results/tracking.json.
+recording process alone; and the `runs` command of each project. Results
+also go to bench/results/tracking.json.
 """
 
 from __future__ import annotations
@@ -109,6 +110,16 @@ def overhead(projects: dict[str, Path], runs: int) -> dict:
     return results
 
 
+def ranking(projects: dict[str, Path], runs: int) -> dict:
+    """`<package> runs`: SQL through sqlite3 in 0.5.1, MLflow's search_runs now."""
+    command = ["uv", "run", "python", "-m", bench.PACKAGE, "runs"]
+    samples: dict[str, list[float]] = {name: [] for name in projects}
+    for _ in range(runs):
+        for name, project in projects.items():
+            samples[name].append(timed_child(command, project)[0])
+    return {name: round(statistics.median(v), 2) for name, v in samples.items()}
+
+
 def breakdown(project: Path, runs: int) -> dict:
     python = str(project / ".venv" / "bin" / "python")
     recorder = [python, "-m", f"{bench.PACKAGE}.tracking.recorder", "sqlite:///mlflow.db"]
@@ -157,6 +168,7 @@ def main() -> int:
             }
             results["tracking_level2"] = overhead(projects, args.runs)
             results["breakdown_now"] = breakdown(projects["now"], args.runs)
+            results["runs_command_seconds"] = ranking(projects, args.runs)
             results["load_after"] = round(os.getloadavg()[0], 2)
     finally:
         output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
