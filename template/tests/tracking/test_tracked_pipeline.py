@@ -99,16 +99,6 @@ def test_a_tracking_failure_writes_no_metrics(project, tmp_path, capsys):
     assert not Path("reports/metrics.json").exists()
 
 
-def test_a_stage_that_fails_before_scoring_records_nothing(project, tmp_path, capsys):
-    db = _tracked(project, tmp_path)
-    Path("data/processed/test.csv").unlink()
-
-    assert cli.main(["evaluate"]) == 1
-
-    assert "test.csv" in capsys.readouterr().err
-    assert _runs(db) == []
-
-
 def test_without_the_tracking_group_the_error_names_it(project, tmp_path, capsys, monkeypatch):
     _tracked(project, tmp_path)
     for name in ("mlflow", "mlflow.tracking"):

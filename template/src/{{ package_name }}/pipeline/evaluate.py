@@ -8,13 +8,11 @@ A model below the canvas threshold is reported, not refused: the stage still
 succeeds, so every experiment is recorded and can be compared. The run is
 tracked in MLflow (see tracking/record.py) unless params.yaml sets
 `tracking.enabled: false`, before any file is written: a stage that fails
-leaves the previous results as they were. The recording process starts
-first, and loads MLflow while the model is scored.
+leaves the previous results as they were.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -74,27 +72,13 @@ def evaluate(model: Any, test: Any, features: Features) -> dict[str, Any]:
     }
 
 
-def recorder(params: Params) -> AbstractContextManager[Any]:
-    """The recording process, started now (None when tracking is off)."""
-    from ..tracking import record
-
-    if not params.tracking.enabled:
-        return nullcontext()
-    return record.Recorder(params.tracking.effective_uri, params.tracking.experiment)
-
-
 def track(
-    recording: Any,
-    params: Params,
-    canvas: Canvas,
-    report: dict[str, Any],
-    model_path: Path,
-    raw_path: Path,
+    params: Params, canvas: Canvas, report: dict[str, Any], model_path: Path, raw_path: Path
 ) -> None:
     from ..tracking import record
 
     data_md5 = files.md5_of(raw_path) if raw_path.is_file() else "missing"
-    run_id, new = record.log_run(recording, params, canvas, report, model_path, data_md5)
+    run_id, new = record.log_run(params, canvas, report, model_path, data_md5)
     where = f"{params.tracking.effective_uri} (experiment '{params.tracking.experiment}')"
     if new:
         print(f"evaluate: run {run_id} tracked in {where}")
@@ -112,42 +96,41 @@ def run(
     roc_path: Path = paths.ROC_PLOT,
     confusion_path: Path = paths.CONFUSION_PLOT,
 ) -> dict[str, Any]:
+    import joblib
+
     params = load_params(params_path)
     canvas = load_canvas(canvas_path)
-    with recorder(params) as recording:
-        import joblib
+    files.require_file(model_path, PIPELINE_HINT)
+    test = files.read_csv(test_path, PIPELINE_HINT)
+    model = joblib.load(model_path)
+    result = evaluate(model, test, params.features)
 
-        files.require_file(model_path, PIPELINE_HINT)
-        test = files.read_csv(test_path, PIPELINE_HINT)
-        model = joblib.load(model_path)
-        result = evaluate(model, test, params.features)
-
-        metrics = result["metrics"]
-        goal = canvas.success_metric
-        value = metrics[goal.name]
-        report = {
-            **metrics,
-            "test_rows": len(test),
-            "canvas_goal": {
-                "metric": goal.name,
-                "threshold": goal.threshold,
-                "met": goal.is_met(value),
-            },
-        }
-        shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
-        print(f"evaluate: {shown} on {len(test)} test rows")
-        print(f"evaluate: {goal.verdict(value)}")
-        # Track first: if recording fails, the stage fails without having written
-        # anything, so DVC never takes half a result for a finished one.
-        if recording is not None:
-            track(recording, params, canvas, report, model_path, raw_path)
-        else:
-            print("evaluate: tracking disabled (tracking.enabled: false in params.yaml)")
-        files.write_csv(roc_path, result["roc"])
-        files.write_csv(confusion_path, result["confusion"])
-        files.write_json(metrics_path, report)
-        print(f"evaluate: metrics -> {metrics_path}, plots -> {roc_path.parent}")
-        return report
+    metrics = result["metrics"]
+    goal = canvas.success_metric
+    value = metrics[goal.name]
+    report = {
+        **metrics,
+        "test_rows": len(test),
+        "canvas_goal": {
+            "metric": goal.name,
+            "threshold": goal.threshold,
+            "met": goal.is_met(value),
+        },
+    }
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    print(f"evaluate: {shown} on {len(test)} test rows")
+    print(f"evaluate: {goal.verdict(value)}")
+    # Track first: if recording fails, the stage fails without having written
+    # anything, so DVC never takes half a result for a finished one.
+    if params.tracking.enabled:
+        track(params, canvas, report, model_path, raw_path)
+    else:
+        print("evaluate: tracking disabled (tracking.enabled: false in params.yaml)")
+    files.write_csv(roc_path, result["roc"])
+    files.write_csv(confusion_path, result["confusion"])
+    files.write_json(metrics_path, report)
+    print(f"evaluate: metrics -> {metrics_path}, plots -> {roc_path.parent}")
+    return report
 
 
 COMMAND = Command("evaluate", "score the model, write metrics and plots, track the run", run)

@@ -12,21 +12,17 @@ MLFLOW_TRACKING_URI environment variable overrides it.
 
 A run identical to one already recorded (same run digest: same code, params
 and data, e.g. `dvc exp run -S` on a hyperparameter of another architecture)
-is not recorded twice. Importing MLflow and opening its store take longer
-than scoring the model, so `Recorder` does both in a process of its own
-(recorder.py), started when `evaluate` starts: the stage waits only for what
-is left of them once it has scored (docs/benchmarks.md).
+is not recorded twice. Recording goes through MLflow's public fluent API, in
+the stage's process; importing MLflow and opening its store are most of its
+cost (docs/benchmarks.md, docs/decisions/0011).
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -41,7 +37,6 @@ MISSING_GROUP = (
     "MLflow is not installed: tracking needs the `tracking` dependency group "
     "(`uv sync --group tracking`), or set `tracking.enabled: false` in params.yaml"
 )
-RECORD_TIMEOUT = 600  # seconds: a remote store may be slow, never silent forever
 
 
 def run_params(params: Params, data_md5: str) -> dict[str, Any]:
@@ -101,78 +96,55 @@ def missing_store(uri: str) -> Path | None:
     return path if path is not None and not path.is_file() else None
 
 
-def client(uri: str) -> Any:
-    """An MlflowClient on a store, for reading it (MLflow imported only then)."""
+def import_mlflow() -> Any:
+    """MLflow, imported and quiet, or the one-line error naming the `tracking` group."""
+    # No usage telemetry from pipeline runs unless the user asked for it.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
-        from mlflow import MlflowClient
+        import mlflow
     except ImportError:
         raise PipelineError(MISSING_GROUP) from None
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    return mlflow
+
+
+def client(uri: str) -> Any:
+    """An MlflowClient on a store, for reading it (MLflow imported only then)."""
+    mlflow = import_mlflow()
     with warnings.catch_warnings():
         # Opening a store warns about MLflow's own use of its libraries (SQLAlchemy 2.1
         # deprecates a loader it uses): MLflow's to fix, nothing the project can act on.
         warnings.simplefilter("ignore")
-        return MlflowClient(tracking_uri=uri)
+        return mlflow.MlflowClient(tracking_uri=uri)
 
 
-class Recorder:
-    """The recording process (recorder.py), started at once, then sent one run."""
-
-    def __init__(self, uri: str, experiment: str) -> None:
-        if importlib.util.find_spec("mlflow") is None:
-            raise PipelineError(MISSING_GROUP)
-        self.uri = uri
-        # No usage telemetry from pipeline runs unless the user asked for it.
-        environment = {"MLFLOW_DISABLE_TELEMETRY": "true", **os.environ}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", f"{__package__}.recorder", uri, experiment],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            env=environment,
-        )
-
-    def __enter__(self) -> Recorder:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        # Sent nothing (the stage failed first): it records nothing, and ends once MLflow
-        # has opened the store (never stopped half-way through making a new one).
-        if self.process.returncode is None:
-            self.process.communicate()
-
-    def send(self, run: dict[str, Any]) -> tuple[str, bool]:
-        """Record a run; return (run id, whether it is a new run)."""
-        try:
-            out, err = self.process.communicate(json.dumps(run), timeout=RECORD_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, err = "", f"no answer in {RECORD_TIMEOUT} s"
-        lines = out.strip().splitlines()
-        answer = json.loads(lines[-1]) if lines else {}
-        if "run_id" not in answer:
-            said = [line for line in err.splitlines() if line.strip()]
-            message = answer.get("error") or (said[-1] if said else "the recorder stopped")
-            raise PipelineError(
-                f"could not record the run in {self.uri}: {message} "
-                "(set `tracking.enabled: false` in params.yaml to skip tracking)"
-            )
-        return answer["run_id"], answer["new"]
+def record(mlflow: Any, uri: str, experiment: str, run: dict[str, Any]) -> tuple[str, bool]:
+    """Record a run unless a finished run has its digest; return (run id, whether it is new)."""
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment)
+    same = f"tags.run_digest = '{run['tags']['run_digest']}' and attributes.status = 'FINISHED'"
+    identical = mlflow.search_runs([experiment_id], same, max_results=1, output_format="list")
+    if identical:
+        return identical[0].info.run_id, False
+    # A failure inside ends the run as FAILED: never taken for an identical finished run.
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=run["name"], tags=run["tags"]
+    ) as active:
+        mlflow.log_params(run["params"])
+        mlflow.log_metrics(run["metrics"])
+        for path, folder in run["artifacts"]:
+            mlflow.log_artifact(path, artifact_path=folder)
+        return active.info.run_id, True
 
 
 def log_run(
-    recorder: Recorder,
-    params: Params,
-    canvas: Canvas,
-    report: dict[str, Any],
-    model_path: Path,
-    data_md5: str,
+    params: Params, canvas: Canvas, report: dict[str, Any], model_path: Path, data_md5: str
 ) -> tuple[str, bool]:
     """Record one run and its files; return (run id, whether it is a new run)."""
+    uri = params.tracking.effective_uri
+    mlflow = import_mlflow()
     used = run_params(params, data_md5)
     code = code_digest()
     digest = run_digest(code, used)
@@ -187,8 +159,18 @@ def log_run(
         "params": {key: str(value) for key, value in used.items()},
         "metrics": {name: float(report[name]) for name in METRIC_NAMES if name in report},
         "tags": run_tags(canvas, report, code, digest, files.md5_of(model_path)),
-        "artifacts": [
-            [str(path.resolve()), folder] for path, folder in files_of_run if path.is_file()
-        ],
+        "artifacts": [(str(path), folder) for path, folder in files_of_run if path.is_file()],
     }
-    return recorder.send(run)
+    # A new run, never one an MLFLOW_RUN_ID in the environment names.
+    os.environ.pop("MLFLOW_RUN_ID", None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return record(mlflow, uri, params.tracking.experiment, run)
+    except Exception as error:
+        text = str(error).strip()
+        message = text.splitlines()[0] if text else repr(error)
+        raise PipelineError(
+            f"could not record the run in {uri}: {message} "
+            "(set `tracking.enabled: false` in params.yaml to skip tracking)"
+        ) from None
