@@ -9,11 +9,11 @@ untracked (`tracking.enabled: false`), the projects and modes taking turns so
 that a change of the machine's load hits them alike; each tracked run records
 a new run (earlier runs' digests are marked forgotten first). Figures are
 medians: wall time, and CPU time (user + system of the stage and every process
-it starts: this project's recording process runs beside the stage, so it
-costs CPU time the wall time hides). Where the time goes in this project is
-measured too: importing MLflow, opening the store, recording a run, and the
-recording process alone; and the `runs` command of each project. Results
-also go to bench/results/tracking.json.
+it starts). Where the time goes in this project is measured too (importing
+MLflow, opening the store, recording a run, in the stage's situation), and
+the `runs` command of each project. Results also go to
+bench/results/tracking.json, with the 1-minute load average before and after:
+the machine's other work changes every figure.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ import bench  # copies, release templates, the helpers of the 0.5.1-era measure
 RELEASE = "0.5.1"
 
 # In the project's Python, pandas and scikit-learn already imported (the stage's
-# situation): import MLflow, open the store, record one run with the fluent API.
+# situation): import MLflow, open the store, record one run with the fluent API (the
+# identical-run search, then the run), as tracking/record.py does.
 BREAKDOWN = """
 import json, os, time
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
@@ -48,6 +49,7 @@ imported = time.perf_counter()
 mlflow.set_tracking_uri("sqlite:///mlflow.db")
 experiment = mlflow.get_experiment_by_name("pipeline")
 opened = time.perf_counter()
+mlflow.search_runs([experiment.experiment_id], "tags.run_digest = 'bench'", output_format="list")
 with mlflow.start_run(experiment_id=experiment.experiment_id):
     mlflow.log_params({"p": "1"})
     mlflow.log_metrics({"roc_auc": 0.9})
@@ -59,11 +61,11 @@ print(json.dumps({"import_mlflow": imported - start, "open_store": opened - impo
 """
 
 
-def timed_child(command: list[str], cwd: Path, stdin: str | None = None) -> tuple[float, float]:
+def timed_child(command: list[str], cwd: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the child and its children) of one command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    result = subprocess.run(command, cwd=cwd, input=stdin, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
@@ -122,15 +124,6 @@ def ranking(projects: dict[str, Path], runs: int) -> dict:
 
 def breakdown(project: Path, runs: int) -> dict:
     python = str(project / ".venv" / "bin" / "python")
-    recorder = [python, "-m", f"{bench.PACKAGE}.tracking.recorder", "sqlite:///mlflow.db"]
-    model = str((project / "models" / "model.joblib").resolve())
-    request = {
-        "name": None,
-        "params": {"p": "1"},
-        "metrics": {"roc_auc": 0.9},
-        "tags": {"run_digest": "bench"},
-        "artifacts": [[model, "model"]],
-    }
     samples: dict[str, list[float]] = {}
     for _ in range(runs):
         output = subprocess.run(
@@ -138,10 +131,6 @@ def breakdown(project: Path, runs: int) -> dict:
         ).stdout
         for key, value in json.loads(output.strip().splitlines()[-1]).items():
             samples.setdefault(key, []).append(value)
-        bench.forget_digests(project)
-        wall, _ = timed_child([*recorder, "pipeline"], project, json.dumps(request))
-        samples.setdefault("recording_process", []).append(wall)
-        bench.forget_digests(project)
         wall, _ = timed_child([python, "-c", "pass"], project)
         samples.setdefault("python_start", []).append(wall)
     return {f"{key}_seconds": round(statistics.median(v), 2) for key, v in samples.items()}
