@@ -1,6 +1,6 @@
 """What tracking costs a pipeline run: 0.5.1's level-2 project and this one, side by side.
 
-    uv run python bench/tracking.py [--runs 7]
+    uv run python bench/tracking.py [--runs 7] [--also <commit>]
 
 Both projects are copied with the default answers (0.5.1 from its release
 commit, this one from the working tree's last commit), synced, given the
@@ -11,9 +11,10 @@ a new run (earlier runs' digests are marked forgotten first). Figures are
 medians: wall time, and CPU time (user + system of the stage and every process
 it starts). Where the time goes in this project is measured too (importing
 MLflow, opening the store, recording a run, in the stage's situation), and
-the `runs` command of each project. Results also go to
-bench/results/tracking.json, with the 1-minute load average before and after:
-the machine's other work changes every figure.
+the `runs` command of each project. `--also <commit>` adds the project of
+another commit of this repository (an earlier design) to the turns. Results
+also go to bench/results/tracking.json, with the 1-minute load average before
+and after: the machine's other work changes every figure.
 """
 
 from __future__ import annotations
@@ -84,6 +85,25 @@ def project_now(workdir: Path) -> Path:
     return project
 
 
+def project_at(workdir: Path, commit: str) -> Path:
+    """A level-2 project from any commit of this repository (`--also`), its pipeline run."""
+    template = workdir / f"template-{commit[:8]}"
+    template.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", commit], cwd=bench.REPO_ROOT, check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x"], cwd=template, input=archive, check=True)
+    bench.helpers.git(template, "init", "-q", "-b", "main")
+    bench.helpers.commit_all(template, commit)
+    project = workdir / f"level2-{commit[:8]}"
+    bench.copier_cli(template, project, 2)
+    bench.helpers.git(project, "init", "-q", "-b", "main")
+    bench.helpers.git(project, "add", "-A")
+    bench.run(["uv", "run", "poe", "sample-data"], cwd=project)
+    bench.run(["uv", "run", "dvc", "repro"], cwd=project)
+    return project
+
+
 def overhead(projects: dict[str, Path], runs: int) -> dict:
     evaluate = ["uv", "run", "python", "-m", bench.PACKAGE, "evaluate"]
     samples = {name: {mode: ([], []) for mode in (True, False)} for name in projects}
@@ -139,6 +159,10 @@ def breakdown(project: Path, runs: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="runs per measure (median)")
+    parser.add_argument(
+        "--also", action="append", default=[], metavar="COMMIT",
+        help="measure the project of another commit of this repository too (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
     output = bench.REPO_ROOT / "bench" / "results" / "tracking.json"
     output.parent.mkdir(exist_ok=True)
@@ -153,6 +177,7 @@ def main() -> int:
             workdir = Path(tmp)
             projects = {
                 RELEASE: bench.level2_project(workdir, RELEASE),
+                **{commit: project_at(workdir, commit) for commit in args.also},
                 "now": project_now(workdir),
             }
             results["tracking_level2"] = overhead(projects, args.runs)
