@@ -28,7 +28,7 @@ def table(rows: list[list[str]]) -> str:
     )
 
 
-def describe(client: Any, version: Any, metric: str) -> dict[str, Any]:
+def describe(client: Any, version: Any, aliases: list[str], metric: str) -> dict[str, Any]:
     """A version with what its run recorded (nothing when the run is gone)."""
     from mlflow.exceptions import MlflowException
 
@@ -39,7 +39,7 @@ def describe(client: Any, version: Any, metric: str) -> dict[str, Any]:
         values, params, tags = {}, {}, {}
     return {
         "version": str(version.version),
-        "aliases": ",".join(sorted(version.aliases)),
+        "aliases": ",".join(sorted(aliases)),
         "metric": values.get(metric),
         "data_md5": params.get("data_md5"),
         "git_commit": tags.get("git_commit"),
@@ -60,13 +60,17 @@ def run(params_path: Path = paths.PARAMS, canvas_path: Path = paths.CANVAS) -> l
         return []
     client, _ = registry.open_registry(params_path)
     found = client.search_model_versions(f"name = '{name}'")
-    versions = [
-        describe(client, version, metric)
-        for version in sorted(found, key=lambda version: int(version.version), reverse=True)
-    ]
-    if not versions:
+    if not found:
         print(f"No version of model {name!r} yet: `uv run poe register` after a passed gate.")
         return []
+    # search_model_versions leaves the versions' aliases out: the registered model has them.
+    aliases: dict[str, list[str]] = {}
+    for alias, number in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(str(number), []).append(alias)
+    versions = [
+        describe(client, version, aliases.get(str(version.version), []), metric)
+        for version in sorted(found, key=lambda version: int(version.version), reverse=True)
+    ]
     rows = [["version", "aliases", metric, "data", "commit", "registered (UTC)", "run"]]
     for version in versions:
         value = version["metric"]
