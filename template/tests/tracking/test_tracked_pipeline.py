@@ -1,12 +1,11 @@
 """Smoke test: every stage through the command line, tracking into a tmp SQLite store.
 
-These tests import MLflow (a few seconds each).
+These tests import MLflow (a few seconds each), and read the store through its
+public API (`runs.rank_runs`).
 """
 
 import hashlib
-import sqlite3
 import sys
-from contextlib import closing
 from pathlib import Path
 
 from ..package import load
@@ -43,7 +42,7 @@ def test_all_stages_then_runs_lists_the_tracked_run(project, capsys):
     assert "logistic_regression v1" in listing
     assert "C=1.0" in listing
 
-    (ranked,) = runs.rank_runs(db, "smoke", "roc_auc")
+    (ranked,) = runs.rank_runs(f"sqlite:///{db}", "smoke", "roc_auc")
     data_md5 = hashlib.md5(Path("data/raw/dataset.csv").read_bytes()).hexdigest()
     assert ranked["data_md5"] == data_md5
     assert ranked["git_commit"]  # a commit hash, or "unknown" outside git
@@ -60,9 +59,8 @@ def _tracked(project, tmp_path, experiment="tracked"):
     return db
 
 
-def _tags(db: Path) -> dict[str, str]:
-    with closing(sqlite3.connect(db)) as connection:
-        return dict(connection.execute("SELECT key, value FROM tags").fetchall())
+def _runs(db: Path) -> list[dict]:
+    return runs.rank_runs(f"sqlite:///{db}", "tracked", "roc_auc")
 
 
 def test_a_run_records_what_makes_it_reproducible(project, tmp_path):
@@ -70,7 +68,9 @@ def test_a_run_records_what_makes_it_reproducible(project, tmp_path):
 
     assert cli.main(["evaluate"]) == 0
 
-    tags = _tags(db)
+    (run,) = _runs(db)
+    tags = run["tags"]
+    assert tags["model_md5"] == hashlib.md5(Path("models/model.joblib").read_bytes()).hexdigest()
     assert tags["git_commit"] == "uncommitted"  # no git repository here
     assert tags["git_dirty"] == "true"
     assert len(tags["code_digest"]) == len(tags["run_digest"]) == 64
@@ -85,7 +85,7 @@ def test_an_identical_run_is_not_recorded_twice(project, tmp_path, capsys):
     assert cli.main(["evaluate"]) == 0
 
     assert "identical to run" in capsys.readouterr().out
-    assert len(runs.rank_runs(db, "tracked", "roc_auc")) == 1
+    assert len(_runs(db)) == 1
 
 
 def test_a_tracking_failure_writes_no_metrics(project, tmp_path, capsys):

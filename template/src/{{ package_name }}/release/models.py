@@ -1,43 +1,23 @@
 """Command `models`: the registered versions, their aliases and where they come from.
 
-Plain SQL on MLflow's SQLite store, like `runs`: versions with their aliases,
-canvas metric, data version and commit, then the history of alias moves
-(who, when, why). docs/delivery.md shows the same query.
+Through MLflow's public API, like `runs`: versions with their aliases, canvas
+metric, data version and commit (from each version's run), then the history
+of alias moves (who, when, why), the registered-model tags registry.py writes.
 """
 
 from __future__ import annotations
 
-import json
+import time
 from pathlib import Path
+from typing import Any
 
 from ..core import paths
 from ..core.canvas import load_canvas
 from ..core.commands import Command
 from ..core.params import load_params
-from ..tracking.runs import database_path, query
+from ..tracking import record
+from . import registry
 from .settings import load_registry_settings
-
-# :name and :metric are bound at run time.
-VERSIONS_SQL = """
-SELECT
-    v.version AS version,
-    datetime(v.creation_time / 1000, 'unixepoch') AS registered_utc,
-    (SELECT group_concat(a.alias, ',') FROM registered_model_aliases AS a
-        WHERE a.name = v.name AND a.version = v.version) AS aliases,
-    (SELECT value FROM latest_metrics WHERE run_uuid = v.run_id AND key = :metric) AS metric,
-    (SELECT value FROM params WHERE run_uuid = v.run_id AND key = 'data_md5') AS data_md5,
-    (SELECT value FROM tags WHERE run_uuid = v.run_id AND key = 'git_commit') AS git_commit,
-    v.run_id AS run_id
-FROM model_versions AS v
-WHERE v.name = :name
-ORDER BY v.version DESC
-"""
-# Alias moves are registered-model tags `alias_move.<nanoseconds>` (registry.py).
-HISTORY_SQL = """
-SELECT value FROM registered_model_tags
-WHERE name = :name AND key LIKE 'alias_move.%'
-ORDER BY CAST(substr(key, 12) AS INTEGER)
-"""
 
 
 def table(rows: list[list[str]]) -> str:
@@ -48,25 +28,55 @@ def table(rows: list[list[str]]) -> str:
     )
 
 
+def describe(client: Any, version: Any, aliases: list[str], metric: str) -> dict[str, Any]:
+    """A version with what its run recorded (nothing when the run is gone)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        data = client.get_run(version.run_id).data
+        values, params, tags = data.metrics, data.params, data.tags
+    except MlflowException:
+        values, params, tags = {}, {}, {}
+    return {
+        "version": str(version.version),
+        "aliases": ",".join(sorted(aliases)),
+        "metric": values.get(metric),
+        "data_md5": params.get("data_md5"),
+        "git_commit": tags.get("git_commit"),
+        "registered_utc": time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.gmtime(version.creation_timestamp / 1000)
+        ),
+        "run_id": version.run_id,
+    }
+
+
 def run(params_path: Path = paths.PARAMS, canvas_path: Path = paths.CANVAS) -> list[dict]:
     params = load_params(params_path)
     metric = load_canvas(canvas_path).success_metric.name
     name = load_registry_settings().model_name
-    db_path = database_path(params.tracking.effective_uri)
-    if not db_path.is_file():
-        print(f"No registry yet: {db_path} does not exist.")
+    missing = record.missing_store(params.tracking.effective_uri)
+    if missing:
+        print(f"No registry yet: {missing} does not exist.")
         return []
-    values = {"name": name, "metric": metric}
-    versions = query(db_path, VERSIONS_SQL, values)
-    if not versions:
+    client, _ = registry.open_registry(params_path)
+    found = client.search_model_versions(f"name = '{name}'")
+    if not found:
         print(f"No version of model {name!r} yet: `uv run poe register` after a passed gate.")
         return []
+    # search_model_versions leaves the versions' aliases out: the registered model has them.
+    aliases: dict[str, list[str]] = {}
+    for alias, number in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(str(number), []).append(alias)
+    versions = [
+        describe(client, version, aliases.get(str(version.version), []), metric)
+        for version in sorted(found, key=lambda version: int(version.version), reverse=True)
+    ]
     rows = [["version", "aliases", metric, "data", "commit", "registered (UTC)", "run"]]
     for version in versions:
         value = version["metric"]
         rows.append(
             [
-                str(version["version"]),
+                version["version"],
                 version["aliases"] or "-",
                 "-" if value is None else f"{value:.4f}",
                 (version["data_md5"] or "-")[:8],
@@ -75,23 +85,14 @@ def run(params_path: Path = paths.PARAMS, canvas_path: Path = paths.CANVAS) -> l
                 version["run_id"],
             ]
         )
-    print(f"Versions of model {name!r}, newest first, from {db_path}:")
+    print(f"Versions of model {name!r}, newest first, from {params.tracking.effective_uri}:")
     print(table(rows))
-    moves = [json.loads(row["value"]) for row in query(db_path, HISTORY_SQL, {"name": name})]
+    moves = registry.history(client, name)
     if moves:
         print("\nAlias moves, oldest first:")
         history = [["when (UTC)", "move", "alias", "version", "previous", "who", "why"]]
         history += [
-            [
-                m["when"],
-                m["kind"],
-                m["alias"],
-                m["version"],
-                m["previous"] or "-",
-                m["who"],
-                m["why"],
-            ]
-            for m in moves
+            [m.when, m.kind, m.alias, m.version, m.previous or "-", m.who, m.why] for m in moves
         ]
         print(table(history))
     return versions

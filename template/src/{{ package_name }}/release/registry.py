@@ -21,7 +21,7 @@ from typing import Any
 from ..core import git
 from ..core.errors import PipelineError
 from ..core.params import Params, load_params
-from ..tracking.record import MISSING_GROUP
+from ..tracking import record
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -45,18 +45,9 @@ class AliasMove:
 
 
 def open_registry(params_path: Path) -> tuple[Any, Params]:
-    """An MlflowClient on the project's store (MLflow imported only here)."""
+    """An MlflowClient on the project's store (MLflow imported only then)."""
     params = load_params(params_path)
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    try:
-        from mlflow.tracking import MlflowClient
-    except ImportError:
-        raise PipelineError(MISSING_GROUP) from None
-    import logging
-
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    return MlflowClient(tracking_uri=params.tracking.effective_uri), params
+    return record.client(params.tracking.effective_uri), params
 
 
 def version_with_alias(client: Any, name: str, alias: str) -> Any | None:

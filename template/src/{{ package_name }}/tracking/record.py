@@ -1,4 +1,4 @@
-"""Record each evaluated model as an MLflow run, in a local SQLite file.
+"""Record each evaluated model as an MLflow run, through MLflow's public API.
 
 A run holds what is needed to trust and reproduce a result: the git commit and
 whether the working tree had local changes, a digest of the package code and
@@ -12,16 +12,18 @@ MLFLOW_TRACKING_URI environment variable overrides it.
 
 A run identical to one already recorded (same run digest: same code, params
 and data, e.g. `dvc exp run -S` on a hyperparameter of another architecture)
-is not recorded twice. MLflow is imported here only, when a run is recorded:
-importing it takes seconds, and the other stages do not need it.
+is not recorded twice. Recording goes through MLflow's public fluent API, in
+the stage's process; importing MLflow and opening its store are most of its
+cost (docs/benchmarks.md, docs/decisions/0011).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -87,89 +89,88 @@ def run_tags(
     return tags
 
 
-def _quiet_mlflow() -> None:
-    """Keep MLflow's start-up chatter (table creation) out of the output."""
-    import logging
+def missing_store(uri: str) -> Path | None:
+    """The file of a local SQLite store not made yet (opening it would make it), else None."""
+    prefix = "sqlite:///"
+    path = Path(uri[len(prefix) :]) if uri.startswith(prefix) else None
+    return path if path is not None and not path.is_file() else None
 
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
-
-def _client(uri: str) -> Any:
+def import_mlflow() -> Any:
+    """MLflow, imported and quiet, or the one-line error naming the `tracking` group."""
     # No usage telemetry from pipeline runs unless the user asked for it.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
-        from mlflow.tracking import MlflowClient
+        import mlflow
     except ImportError:
         raise PipelineError(MISSING_GROUP) from None
-    _quiet_mlflow()
-    return MlflowClient(tracking_uri=uri)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return mlflow
 
 
-def _experiment_id(client: Any, name: str) -> str:
-    experiment = client.get_experiment_by_name(name)
-    return experiment.experiment_id if experiment else client.create_experiment(name)
+def client(uri: str) -> Any:
+    """An MlflowClient on a store, for reading it (MLflow imported only then)."""
+    mlflow = import_mlflow()
+    with warnings.catch_warnings():
+        # Opening a store warns about MLflow's own use of its libraries (SQLAlchemy 2.1
+        # deprecates a loader it uses): MLflow's to fix, nothing the project can act on.
+        warnings.simplefilter("ignore")
+        return mlflow.MlflowClient(tracking_uri=uri)
 
 
-def _identical_run(client: Any, experiment_id: str, digest: str) -> str | None:
-    found = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.run_digest = '{digest}' and attributes.status = 'FINISHED'",
-        max_results=1,
-    )
-    return found[0].info.run_id if found else None
+def record(mlflow: Any, uri: str, experiment: str, run: dict[str, Any]) -> tuple[str, bool]:
+    """Record a run unless a finished run has its digest; return (run id, whether it is new)."""
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment)
+    same = f"tags.run_digest = '{run['tags']['run_digest']}' and attributes.status = 'FINISHED'"
+    identical = mlflow.search_runs([experiment_id], same, max_results=1, output_format="list")
+    if identical:
+        return identical[0].info.run_id, False
+    # A failure inside ends the run as FAILED: never taken for an identical finished run.
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=run["name"], tags=run["tags"]
+    ) as active:
+        mlflow.log_params(run["params"])
+        mlflow.log_metrics(run["metrics"])
+        for path, folder in run["artifacts"]:
+            mlflow.log_artifact(path, artifact_path=folder)
+        return active.info.run_id, True
 
 
 def log_run(
     params: Params, canvas: Canvas, report: dict[str, Any], model_path: Path, data_md5: str
 ) -> tuple[str, bool]:
-    """Record one run and its model file; return (run id, whether it is a new run)."""
-    import warnings
-
+    """Record one run and its files; return (run id, whether it is a new run)."""
     uri = params.tracking.effective_uri
+    mlflow = import_mlflow()
     used = run_params(params, data_md5)
     code = code_digest()
     digest = run_digest(code, used)
-    now = int(time.time() * 1000)
+    files_of_run = [(model_path, "model")]
+    # The rules the model was trained under, for whoever exports it later.
+    files_of_run += [(path, "settings") for path in (paths.PARAMS, paths.CANVAS)]
+    # Level 4: the training data's reference profile travels with the model,
+    # so that a runner without the data exports it (drift's reference).
+    files_of_run.append((paths.REFERENCE_PROFILE, "profile"))
+    run = {
+        "name": os.environ.get("DVC_EXP_NAME"),
+        "params": {key: str(value) for key, value in used.items()},
+        "metrics": {name: float(report[name]) for name in METRIC_NAMES if name in report},
+        "tags": run_tags(canvas, report, code, digest, files.md5_of(model_path)),
+        "artifacts": [(str(path), folder) for path, folder in files_of_run if path.is_file()],
+    }
+    # A new run, never one an MLFLOW_RUN_ID in the environment names.
+    os.environ.pop("MLFLOW_RUN_ID", None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            client = _client(uri)
-            from mlflow.entities import Metric, Param, RunTag
-
-            experiment_id = _experiment_id(client, params.tracking.experiment)
-            identical = _identical_run(client, experiment_id, digest)
-            if identical:
-                return identical, False
-            tags = run_tags(canvas, report, code, digest, files.md5_of(model_path))
-            run = client.create_run(experiment_id, run_name=os.environ.get("DVC_EXP_NAME"))
-            run_id = run.info.run_id
-            client.log_batch(
-                run_id,
-                metrics=[
-                    Metric(name, float(report[name]), now, 0)
-                    for name in METRIC_NAMES
-                    if name in report
-                ],
-                params=[Param(key, str(value)) for key, value in used.items()],
-                tags=[RunTag(key, value) for key, value in tags.items()],
-            )
-            client.log_artifact(run_id, str(model_path), artifact_path="model")
-            # The rules the model was trained under, for whoever exports it later.
-            for settings_file in (paths.PARAMS, paths.CANVAS):
-                if settings_file.is_file():
-                    client.log_artifact(run_id, str(settings_file), artifact_path="settings")
-            # Level 4: the training data's reference profile travels with the model,
-            # so that a runner without the data exports it (drift's reference).
-            if paths.REFERENCE_PROFILE.is_file():
-                client.log_artifact(run_id, str(paths.REFERENCE_PROFILE), artifact_path="profile")
-            client.set_terminated(run_id)
-    except PipelineError:
-        raise
+            return record(mlflow, uri, params.tracking.experiment, run)
     except Exception as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        text = str(error).strip()
+        message = text.splitlines()[0] if text else repr(error)
         raise PipelineError(
             f"could not record the run in {uri}: {message} "
             "(set `tracking.enabled: false` in params.yaml to skip tracking)"
         ) from None
-    return run_id, True

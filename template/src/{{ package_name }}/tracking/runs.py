@@ -1,91 +1,67 @@
 """Command `runs`: rank the tracked runs by the canvas's success metric.
 
-A plain SQL query on MLflow's SQLite file (tables experiments, runs,
-latest_metrics, params, tags), run with Python's sqlite3 module: no MLflow
-import, no server, instant. docs/experiments.md shows the same query.
+Reads the store through MLflow's public API (`MlflowClient.search_runs`): the
+local SQLite file or a team's tracking server alike. docs/experiments.md
+gives a SQL recipe that ranks the runs of the SQLite file without MLflow (it
+reads MLflow's own tables, which MLflow's migrations may change).
 """
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 from ..core import paths
 from ..core.canvas import SuccessMetric, load_canvas
 from ..core.commands import Command
-from ..core.errors import PipelineError
 from ..core.params import load_params
-
-# :metric, :experiment, :higher_is_better (1 or 0) and :limit are bound at run time.
-RANKING_SQL = """
-SELECT
-    r.run_uuid AS run_id,
-    r.name AS run_name,
-    datetime(r.start_time / 1000, 'unixepoch') AS started_utc,
-    m.value AS metric,
-    (SELECT value FROM params WHERE run_uuid = r.run_uuid AND key = 'architecture')
-        AS architecture,
-    (SELECT value FROM params WHERE run_uuid = r.run_uuid AND key = 'architecture_version')
-        AS architecture_version,
-    (SELECT group_concat(substr(key, 4) || '=' || value, ' ') FROM params
-        WHERE run_uuid = r.run_uuid AND key LIKE 'hp.%') AS hyperparameters,
-    (SELECT value FROM params WHERE run_uuid = r.run_uuid AND key = 'features.numeric')
-        AS numeric_features,
-    (SELECT value FROM params WHERE run_uuid = r.run_uuid AND key = 'features.categorical')
-        AS categorical_features,
-    (SELECT value FROM params WHERE run_uuid = r.run_uuid AND key = 'data_md5') AS data_md5,
-    (SELECT value FROM tags WHERE run_uuid = r.run_uuid AND key = 'git_commit') AS git_commit,
-    (SELECT value FROM tags WHERE run_uuid = r.run_uuid AND key = 'git_dirty') AS git_dirty
-FROM runs AS r
-JOIN experiments AS e ON e.experiment_id = r.experiment_id
-JOIN latest_metrics AS m ON m.run_uuid = r.run_uuid AND m.key = :metric
-WHERE e.name = :experiment
-  AND r.lifecycle_stage = 'active'
-  AND r.status = 'FINISHED'
-ORDER BY CASE WHEN :higher_is_better THEN -m.value ELSE m.value END, r.start_time DESC
-LIMIT :limit
-"""
+from . import record
 
 
-def database_path(uri: str) -> Path:
-    """The file behind a sqlite:/// tracking URI."""
-    prefix = "sqlite:///"
-    if not uri.startswith(prefix):
-        raise PipelineError(
-            f"`runs` reads a local SQLite store (sqlite:///...), not {uri}: "
-            "open that server's MLflow UI instead."
-        )
-    return Path(uri[len(prefix) :])
-
-
-def query(db_path: Path, sql: str, values: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of a read-only query on the SQLite store, as dictionaries."""
-    try:
-        connection = sqlite3.connect(f"file:{db_path.as_posix()}?mode=ro", uri=True)
-    except sqlite3.Error as error:
-        raise PipelineError(f"cannot open {db_path}: {error}") from None
-    try:
-        connection.row_factory = sqlite3.Row
-        return [dict(row) for row in connection.execute(sql, values).fetchall()]
-    except sqlite3.Error as error:
-        raise PipelineError(f"{db_path} is not a readable MLflow store: {error}") from None
-    finally:
-        connection.close()
+def row(run: Any, metric: str) -> dict[str, Any]:
+    """A run as the table shows it."""
+    params, tags = run.data.params, run.data.tags
+    return {
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(run.info.start_time / 1000)),
+        "metric": run.data.metrics[metric],
+        "architecture": params.get("architecture"),
+        "architecture_version": params.get("architecture_version"),
+        "hyperparameters": " ".join(
+            f"{key[3:]}={value}" for key, value in sorted(params.items()) if key.startswith("hp.")
+        ),
+        "numeric_features": params.get("features.numeric"),
+        "categorical_features": params.get("features.categorical"),
+        "data_md5": params.get("data_md5"),
+        "git_commit": tags.get("git_commit"),
+        "git_dirty": tags.get("git_dirty"),
+        "tags": tags,
+    }
 
 
 def rank_runs(
-    db_path: Path, experiment: str, metric: str, higher_is_better: bool = True, limit: int = 10
+    uri: str, experiment: str, metric: str, higher_is_better: bool = True, limit: int = 10
 ) -> list[dict[str, Any]]:
-    """Return the best runs first, as dictionaries (see RANKING_SQL for the keys)."""
-    values = {
-        "metric": metric,
-        "experiment": experiment,
-        "higher_is_better": int(higher_is_better),
-        "limit": limit,
-    }
-    return query(db_path, RANKING_SQL, values)
+    """The finished runs with the metric, best first (see `row` for the keys)."""
+    if record.missing_store(uri):
+        return []
+    client = record.client(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string="attributes.status = 'FINISHED'",
+        order_by=[
+            f"metrics.`{metric}` {'DESC' if higher_is_better else 'ASC'}",
+            "attributes.start_time DESC",
+        ],
+        max_results=limit,
+    )
+    return [row(run, metric) for run in runs if metric in run.data.metrics]
 
 
 def features_cell(row: dict[str, Any], width: int = 40) -> str:
@@ -138,23 +114,20 @@ def run(
     params_path: Path = paths.PARAMS, canvas_path: Path = paths.CANVAS, limit: int = 10
 ) -> list[dict[str, Any]]:
     params = load_params(params_path)
-    canvas = load_canvas(canvas_path)
-    goal = canvas.success_metric
-    db_path = database_path(params.tracking.effective_uri)
-    if not db_path.is_file():
-        print(f"No tracked runs yet: {db_path} does not exist. Run `uv run poe pipeline` first.")
+    goal = load_canvas(canvas_path).success_metric
+    uri, experiment = params.tracking.effective_uri, params.tracking.experiment
+    missing = record.missing_store(uri)
+    if missing:
+        print(f"No tracked runs yet: {missing} does not exist. Run `uv run poe pipeline` first.")
         return []
-    rows = rank_runs(db_path, params.tracking.experiment, goal.name, goal.higher_is_better, limit)
+    rows = rank_runs(uri, experiment, goal.name, goal.higher_is_better, limit)
     if not rows:
-        print(
-            f"No finished run with metric {goal.name} in experiment "
-            f"'{params.tracking.experiment}' of {db_path} yet."
-        )
+        print(f"No finished run with metric {goal.name} in experiment '{experiment}' of {uri} yet.")
         return []
     order = "highest" if goal.higher_is_better else "lowest"
     print(
-        f"Runs of experiment '{params.tracking.experiment}' by {goal.name} ({order} first; "
-        f"canvas goal {goal.threshold}), from {db_path}:"
+        f"Runs of experiment '{experiment}' by {goal.name} ({order} first; "
+        f"canvas goal {goal.threshold}), from {uri}:"
     )
     print(format_table(rows, goal))
     print("(* the run's tree had changes not committed: see its code_digest tag)")
