@@ -68,7 +68,7 @@ def score(
     from ..core.params import Features
     from ..pipeline.evaluate import evaluate
 
-    return evaluate(model, rows, Features(numeric, categorical, target))["metrics"]
+    return evaluate(model, rows, Features(numeric=numeric, categorical=categorical, target=target))["metrics"]
 
 
 def latency_p95_ms(model: Any, rows: pd.DataFrame, columns: list[str], count: int) -> float:
