@@ -11,7 +11,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field
 
-from .settings import Settings, Text, load
+from .settings import Settings, Text
 
 MetricName = Literal["roc_auc", "accuracy", "f1", "precision", "recall"]
 METRIC_NAMES: tuple[str, ...] = get_args(MetricName)
@@ -38,8 +38,8 @@ class ColumnRule(Settings):
     type: Literal["float", "int", "category"]
     min: float | None = None
     max: float | None = None
-    allowed: list[Any] | None = Field(None, min_length=1)
-    max_missing: float = Field(0.0, ge=0, le=1)
+    allowed: list[Any] | None = Field(default=None, min_length=1)
+    max_missing: float = Field(default=0.0, ge=0, le=1)
 
 
 class DataContract(Settings):
@@ -52,9 +52,9 @@ class Canvas(Settings):
     prediction_target: Text
     success_metric: SuccessMetric
     data_contract: DataContract
-    latency_budget_ms: float | None = Field(None, gt=0)
+    latency_budget_ms: float | None = Field(default=None, gt=0)
 
 
 def load_canvas(path: Path) -> Canvas:
     """Read canvas.yaml: the prediction target, the success metric and the data contract."""
-    return load(Canvas, path)
+    return Canvas.load(path)

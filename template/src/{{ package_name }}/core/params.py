@@ -14,12 +14,12 @@ from pydantic import Field, model_validator
 
 from .canvas import Canvas
 from .errors import PipelineError
-from .settings import Problem, Settings, Text, load
+from .settings import Problem, Settings, Text
 
 
 class Features(Settings):
-    numeric: list[str] = []
-    categorical: list[str] = []
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
     target: Text
 
     @property
@@ -47,7 +47,7 @@ class Split(Settings):
 class Model(Settings):
     architecture: Text
     architecture_version: int
-    hyperparameters: dict[str, dict[str, Any] | None] = {}
+    hyperparameters: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
 
     @property
     def selected_hyperparameters(self) -> dict[str, Any]:
@@ -75,7 +75,7 @@ class Params(Settings):
 
 def load_params(path: Path) -> Params:
     """Read params.yaml: features, split, model and tracking sections."""
-    return load(Params, path)
+    return Params.load(path)
 
 
 def check_target(params: Params, canvas: Canvas, params_path: Path, canvas_path: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Self
 
 import yaml
 from pydantic import (
@@ -29,8 +29,6 @@ from .errors import PipelineError
 # A non-empty text (surrounding spaces dropped), and a path written as text.
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 PathSetting = Annotated[Path, Field(strict=False)]
-
-Model = TypeVar("Model", bound=BaseModel)
 
 PROBLEMS = {
     "missing": "is missing",
@@ -62,7 +60,7 @@ class Problem(ValueError):
 
 
 class Settings(BaseModel):
-    """A section of a settings file: unknown keys are refused, null keeps the default."""
+    """A settings file or a section of one: unknown keys refused, null keeps the default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, protected_namespaces=())
 
@@ -72,6 +70,36 @@ class Settings(BaseModel):
         if isinstance(data, dict):
             return {key: value for key, value in data.items() if value is not None}
         return data
+
+    @classmethod
+    def validated(
+        cls, data: dict[str, Any], source: Path | str, variables: Mapping[str, str] | None = None
+    ) -> Self:
+        """Validate `data`, after the environment variables `variables` maps dotted keys to."""
+        overridden = {}
+        for key, variable in (variables or {}).items():
+            value = os.environ.get(variable, "").strip()
+            if value:
+                *sections, name = key.split(".")
+                node = data
+                for section in sections:
+                    if not isinstance(node.get(section), dict):
+                        node[section] = {}
+                    node = node[section]
+                node[name] = value
+                overridden[key] = variable
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise PipelineError(explain(error, source, overridden)) from None
+
+    @classmethod
+    def load(
+        cls, path: Path, *, optional: bool = False, variables: Mapping[str, str] | None = None
+    ) -> Self:
+        """Read `path`; an `optional` file may be absent (then: the defaults)."""
+        data = read_yaml(path) if path.is_file() or not optional else {}
+        return cls.validated(data, path, variables)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -112,40 +140,3 @@ def explain(error: ValidationError, source: Path | str, variables: Mapping[str, 
     if key in variables:
         problem += f" (set by the {variables[key]} environment variable)"
     return f"{source}: `{key}` {problem}."
-
-
-def validate(
-    model: type[Model],
-    data: dict[str, Any],
-    source: Path | str,
-    variables: Mapping[str, str] | None = None,
-) -> Model:
-    """Validate `data`, after the environment variables `variables` maps dotted keys to."""
-    overridden = {}
-    for key, variable in (variables or {}).items():
-        value = os.environ.get(variable, "").strip()
-        if value:
-            *sections, name = key.split(".")
-            node = data
-            for section in sections:
-                if not isinstance(node.get(section), dict):
-                    node[section] = {}
-                node = node[section]
-            node[name] = value
-            overridden[key] = variable
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise PipelineError(explain(error, source, overridden)) from None
-
-
-def load(
-    model: type[Model],
-    path: Path,
-    *,
-    optional: bool = False,
-    variables: Mapping[str, str] | None = None,
-) -> Model:
-    """Read `path` into `model`; an `optional` file may be absent (then: the defaults)."""
-    data = read_yaml(path) if path.is_file() or not optional else {}
-    return validate(model, data, path, variables)

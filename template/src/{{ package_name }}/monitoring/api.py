@@ -36,7 +36,6 @@ from typing import Annotated, Any
 
 from ..core.canvas import Canvas, ColumnRule, load_canvas
 from ..core.errors import PipelineError
-from ..core.settings import validate
 from ..serving.model_folder import METADATA_FILE, ModelFolder
 from ..serving.schema import Feature, encodable, field_type
 from ..serving.settings import ServingSettings
@@ -73,7 +72,7 @@ def canvas_of(folder: ModelFolder) -> Canvas | None:
 
 def _canvas_of_metadata(metadata: dict[str, Any], source: Path) -> Canvas:
     recorded = {key: metadata.get(key) for key in Canvas.model_fields}
-    return validate(Canvas, {**recorded, "prediction_target": metadata.get("target")}, source)
+    return Canvas.validated({**recorded, "prediction_target": metadata.get("target")}, source)
 
 
 class Monitoring:
@@ -259,11 +258,10 @@ def target_feature(folder: ModelFolder) -> Feature:
     raw = (folder.metadata.get("data_contract") or {}).get("columns", {}).get(target)
     if isinstance(raw, dict):
         source = f"{folder.path / METADATA_FILE} (data_contract.columns.{target})"
-        rule = validate(ColumnRule, raw, source)
+        rule = ColumnRule.validated(raw, source)
     else:
-        classes = folder.classes
-        kind = "category" if all(isinstance(c, str) for c in classes) else "int"
-        rule = ColumnRule(type=kind, allowed=classes)
+        words = all(isinstance(c, str) for c in folder.classes)
+        rule = ColumnRule(type="category" if words else "int", allowed=folder.classes)
     return Feature(target, "target", rule.model_copy(update={"max_missing": 0.0}))
 
 

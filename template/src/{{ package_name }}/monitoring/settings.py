@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
-from ..core.settings import PathSetting, Problem, Settings, Text, load
+from ..core.settings import PathSetting, Problem, Settings, Text
 
 MONITORING_SETTINGS = Path("monitoring.yaml")
 LOG_PATH_VARIABLE = "PREDICTION_LOG_PATH"
@@ -42,11 +42,11 @@ def _window(window: str, smallest: str) -> Any:
 class LogSettings(Settings):
     sink: Text = "auto"
     path: PathSetting = Path("logs/predictions.db")
-    retention_days: int = Field(90, ge=0)
+    retention_days: int = Field(default=90, ge=0)
     never_log: Annotated[tuple[str, ...], Field(strict=False)] = ()
     buffer_rows: Count = 10_000
     batch_rows: Count = 500
-    flush_seconds: float = Field(0.5, ge=0.01)
+    flush_seconds: float = Field(default=0.5, ge=0.01)
 
     @field_validator("sink")
     @classmethod
@@ -85,7 +85,7 @@ class DriftSettings(Settings):
     window_rows: int = 5_000
     min_rows: Count = 2_000
     ks_statistic: Fraction = 0.05
-    psi: float = Field(0.1, ge=0)
+    psi: float = Field(default=0.1, ge=0)
     share_change: Fraction = 0.05
     missing_change: Fraction = 0.05
     refused_share: Fraction = 0.02
@@ -98,14 +98,14 @@ class PerformanceSettings(Settings):
 
     window: int = 500
     min_rows: Count = 30
-    max_drop: float = Field(0.05, ge=0)
+    max_drop: float = Field(default=0.05, ge=0)
     _check = _window("window", "min_rows")
 
 
 class MonitorSettings(Settings):
     """`monitor`: retrain every N days whatever the checks say (0: no cadence)."""
 
-    retrain_every_days: int = Field(0, ge=0)
+    retrain_every_days: int = Field(default=0, ge=0)
 
 
 class FetchSettings(Settings):
@@ -127,4 +127,4 @@ class MonitoringSettings(Settings):
 
 def load_monitoring_settings(path: Path = MONITORING_SETTINGS) -> MonitoringSettings:
     """Read monitoring.yaml (defaults when it is absent), then the environment's overrides."""
-    return load(MonitoringSettings, path, optional=True, variables=VARIABLES)
+    return MonitoringSettings.load(path, optional=True, variables=VARIABLES)

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import ConfigDict, Field, field_validator
 
 from ..core import git
-from ..core.settings import Settings, Text, load
+from ..core.settings import Settings, Text
 
 DEPLOY_SETTINGS = Path("deploy.yaml")
 PACKAGE = __name__.split(".")[0]
@@ -120,4 +120,4 @@ class OrchestratorFile(Settings):
 def load_orchestrator_settings(path: Path = DEPLOY_SETTINGS) -> OrchestratorSettings:
     """deploy.yaml's section (defaults when absent), then the environment (CI variables)."""
     variables = {f"orchestrator.{key}": variable for key, variable in VARIABLES.items()}
-    return load(OrchestratorFile, path, optional=True, variables=variables).orchestrator
+    return OrchestratorFile.load(path, optional=True, variables=variables).orchestrator

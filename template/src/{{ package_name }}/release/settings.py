@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field
 
 from ..core.errors import PipelineError
-from ..core.settings import Settings, Text, load
+from ..core.settings import Settings, Text
 from ..serving.settings import MODEL_DIR_VARIABLE, ServingSettings
 
 DEPLOY_SETTINGS = Path("deploy.yaml")
@@ -32,10 +32,12 @@ VARIABLES = {
 
 
 class GateSettings(Settings):
-    margin: float = Field(0.005, ge=0, le=1)  # the champion must be beaten by this much
-    latency_rows: int = Field(200, ge=1)  # single-row predictions timed for the latency
+    # The champion must be beaten by at least `margin`; `latency_rows` single-row
+    # predictions are timed for the latency check.
+    margin: float = Field(default=0.005, ge=0, le=1)
+    latency_rows: int = Field(default=200, ge=1)
     slice_column: Text | None = None  # a column whose categories must not regress
-    max_slice_drop: float = Field(0.05, ge=0, le=1)  # how much worse a slice may be
+    max_slice_drop: float = Field(default=0.05, ge=0, le=1)  # how much worse a slice may be
     min_slice_rows: int = 20  # smaller slices are reported, not judged
 
 
@@ -58,7 +60,7 @@ class DeliverySettings(Settings):
     gcp_region: Text | None = None
     artifact_repository: Text = "ml-models"
     gke_cluster: Text | None = None
-    canary_percent: int = Field(10, ge=1, le=100)
+    canary_percent: int = Field(default=10, ge=1, le=100)
     cloud_run: CloudRunSettings = CloudRunSettings()
 
     @property
@@ -86,7 +88,7 @@ class DeploySettings(Settings):
 
 def load_deploy_settings(path: Path = DEPLOY_SETTINGS) -> DeploySettings:
     """Read deploy.yaml (defaults when it is absent), then the environment's overrides."""
-    return load(DeploySettings, path, optional=True, variables=VARIABLES)
+    return DeploySettings.load(path, optional=True, variables=VARIABLES)
 
 
 def load_gate_settings(path: Path = DEPLOY_SETTINGS) -> GateSettings:

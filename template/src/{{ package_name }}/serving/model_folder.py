@@ -33,12 +33,12 @@ from importlib import metadata as distributions
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from ..core.canvas import Canvas, DataContract
 from ..core.errors import PipelineError
 from ..core.params import Params
-from ..core.settings import Settings, validate
+from ..core.settings import Settings
 from . import fast_path
 from .schema import Feature
 from .settings import ServingSettings
@@ -115,8 +115,8 @@ def describe_model(
 
 
 class FeatureNames(Settings):
-    numeric: list[str] = []
-    categorical: list[str] = []
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
 
 
 class Recorded(Settings):
@@ -134,7 +134,7 @@ def read_features(metadata: dict[str, Any], source: Path) -> list[Feature]:
         if value is ... or not isinstance(value, types) or isinstance(value, bool):
             problem = f"must be of type {' or '.join(t.__name__ for t in types)}"
             raise PipelineError(f"{source}: `{key}` {'is missing' if value is ... else problem}.")
-    recorded = validate(Recorded, metadata, source)
+    recorded = Recorded.validated(metadata, source)
     columns = recorded.data_contract.columns
     kinds = {"numeric": ("float", "int"), "categorical": ("category", "int")}
     features = []

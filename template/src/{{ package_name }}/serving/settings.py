@@ -22,14 +22,14 @@ MODEL_DIR_VARIABLE = "MODEL_DIR"
 class ServingSettings(Settings):
     model_dir: PathSetting = Path("models/serving")
     host: Text = "127.0.0.1"
-    port: int = Field(8000, gt=0, le=65535)
-    workers: int = Field(1, gt=0, le=64)
-    max_batch_rows: int = Field(1000, gt=0)
-    max_body_bytes: int = Field(1_000_000, gt=0)
+    port: int = Field(default=8000, gt=0, le=65535)
+    workers: int = Field(default=1, gt=0, le=64)
+    max_batch_rows: int = Field(default=1000, gt=0)
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
     # Numeric features with no min/max in the contract still get this bound: a
     # finite float such as 1e308 would overflow the scaler to infinity, and
     # float32 (the fast path's input type) tops out near 3.4e38.
-    number_limit: float = Field(1e15, gt=0, le=1e30)
+    number_limit: float = Field(default=1e15, gt=0, le=1e30)
     token_env: str = "MODEL_API_TOKEN"
     access_log: bool = False
 
