@@ -1,7 +1,7 @@
 """Level 4 in the API process: `install` adds the prediction log, /feedback and /metrics.
 
 serving/app.py calls `install(app, state, settings)` at the end of
-create_app when this folder exists (docs/decisions/0009-level-4-monitoring.md):
+create_app when this folder exists (docs/monitoring.md):
 
 - a pure ASGI middleware (it runs on every request: no BaseHTTPMiddleware
   and its extra task) gives each POST /predict an id, returned in the
