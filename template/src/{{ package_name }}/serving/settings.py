@@ -16,11 +16,12 @@ from pydantic import Field, field_validator
 from ..core.settings import PathSetting, Settings, Text
 
 DEPLOY_SETTINGS = Path("deploy.yaml")
+MODEL_DIR = Path("models/serving")
 MODEL_DIR_VARIABLE = "MODEL_DIR"
 
 
 class ServingSettings(Settings):
-    model_dir: PathSetting = Path("models/serving")
+    model_dir: PathSetting = MODEL_DIR
     host: Text = "127.0.0.1"
     port: int = Field(default=8000, gt=0, le=65535)
     workers: int = Field(default=1, gt=0, le=64)
