@@ -96,3 +96,10 @@ def test_canvas_metric_must_be_known(project):
 
     with pytest.raises(PipelineError, match=r"`success_metric.name` must be one of roc_auc"):
         canvas_file.load_canvas(Path("canvas.yaml"))
+
+
+def test_an_unknown_key_is_refused_by_name(project):
+    project.set("params", "split.seeed", 7)  # a typo would otherwise keep the default silently
+
+    with pytest.raises(PipelineError, match=r"params\.yaml: `split\.seeed` is not a known key"):
+        params_file.load_params(Path("params.yaml"))

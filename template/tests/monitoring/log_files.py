@@ -1,6 +1,6 @@
 """Prediction logs written directly, for the tests that need no server.
 
-The tables are those of docs/decisions/0009-level-4-monitoring.md, as the
+The tables are those of docs/monitoring.md, as the
 SQLite sink creates them; a test says which rows were answered, refused or
 given feedback, and what the model said.
 """

@@ -4,7 +4,7 @@ The data is the tests' own frame (conftest.make_frame: four numbers and the
 `clinic` category), with clinics drawn at random so that categories vary
 from sample to sample like numbers do. The reference profiles 20,000 rows
 of it. Prediction logs are SQLite files written here from the schema of
-docs/decisions/0009-level-4-monitoring.md.
+docs/monitoring.md.
 """
 
 from __future__ import annotations

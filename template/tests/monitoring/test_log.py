@@ -297,3 +297,20 @@ def test_prune_log_with_retention_zero_needs_days(project, capsys):
     line = _one_line_error(capsys, ["prune-log"])
 
     assert "retention_days is 0 in monitoring.yaml" in line
+
+
+def test_monitoring_yaml_defaults_environment_and_one_line_errors(tmp_path, monkeypatch):
+    error = load("core.errors").PipelineError
+    path = tmp_path / "monitoring.yaml"
+    assert settings_module.load_monitoring_settings(path) == settings_module.MonitoringSettings()
+
+    path.write_text("drift:\n  min_rows: 10\n  window_rows: 5\n")
+    with pytest.raises(error, match=r"monitoring\.yaml: `drift\.window_rows` must be at least"):
+        settings_module.load_monitoring_settings(path)
+
+    path.write_text("prediction_log:\n  path: from-file.db\n")
+    monkeypatch.setenv("PREDICTION_LOG_PATH", "from-env.db")
+    assert settings_module.load_monitoring_settings(path).prediction_log.path.name == "from-env.db"
+    monkeypatch.setenv("PREDICTION_LOG_SINK", "nowhere")
+    with pytest.raises(error, match=r"`prediction_log\.sink` .* \(set by the PREDICTION_LOG_SINK"):
+        settings_module.load_monitoring_settings(path)

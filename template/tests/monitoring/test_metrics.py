@@ -29,11 +29,14 @@ def make_canvas(
     latency_budget_ms: float | None = 200,
     higher_is_better: bool = True,
 ) -> Any:
-    return canvas_file.Canvas(
-        prediction_target="malignant",
-        success_metric=canvas_file.SuccessMetric(metric, threshold, higher_is_better),
-        data_contract=canvas_file.DataContract(min_rows=1),
-        latency_budget_ms=latency_budget_ms,
+    goal = {"name": metric, "threshold": threshold, "higher_is_better": higher_is_better}
+    return canvas_file.Canvas.model_validate(
+        {
+            "prediction_target": "malignant",
+            "success_metric": goal,
+            "data_contract": {"columns": {"radius": {"type": "float"}}},
+            "latency_budget_ms": latency_budget_ms,
+        }
     )
 
 
@@ -396,11 +399,16 @@ def test_a_variable_set_after_the_import_leaves_this_process_in_memory(monkeypat
 WORKER = textwrap.dedent(
     """
     import sys
-    from {package}.core.canvas import Canvas, DataContract, SuccessMetric
+    from {package}.core.canvas import Canvas
     from {package}.monitoring.metrics import ApiMetrics
     from {package}.monitoring.settings import MonitoringSettings
 
-    canvas = Canvas("malignant", SuccessMetric("roc_auc", 0.9, True), DataContract(1), 200)
+    canvas = Canvas.model_validate({{
+        "prediction_target": "malignant",
+        "success_metric": {{"name": "roc_auc", "threshold": 0.9}},
+        "data_contract": {{"columns": {{"radius": {{"type": "float"}}}}}},
+        "latency_budget_ms": 200,
+    }})
     api_metrics = ApiMetrics(
         model_name="biopsy", model_version="3", canvas=canvas,
         settings=MonitoringSettings(), live_rows=lambda window: [], log_health=lambda: {{}},

@@ -1,6 +1,6 @@
 """monitoring-report: one self-contained HTML page from the SQLite prediction log.
 
-The logs here are built from the schema of docs/decisions/0009 directly, so
+The logs here are built from the schema of docs/monitoring.md directly, so
 the report is tested against the contract, not against the log's writer.
 """
 

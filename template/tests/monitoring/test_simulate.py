@@ -1,7 +1,7 @@
 """simulate: rows of a CSV to a running API, feedback for a share of the answers, drift.
 
 The API here is a tiny fake (http.server in a thread) that answers as the
-contract of docs/decisions/0009 says: an X-Request-ID header on /predict,
+contract of docs/monitoring.md says: an X-Request-ID header on /predict,
 201 for feedback, 404 for an unknown request id, 401 without the token.
 """
 

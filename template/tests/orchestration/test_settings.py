@@ -47,7 +47,8 @@ def test_environment_overrides_deploy_yaml(project, monkeypatch):
 def test_an_unknown_target_is_one_clear_error(project):
     write_deploy({"target": "airflow"})
 
-    with pytest.raises(PipelineError, match="'airflow': use one of vertex, kubeflow"):
+    message = r"`orchestrator.target` must be one of vertex or kubeflow \(got 'airflow'\)"
+    with pytest.raises(PipelineError, match=message):
         settings_module.load_orchestrator_settings()
 
 

@@ -6,21 +6,21 @@ levels add no key to it (their settings come in files they add whole).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-from .settings import Reader
+from pydantic import Field
 
-METRIC_NAMES = ("roc_auc", "accuracy", "f1", "precision", "recall")
-COLUMN_TYPES = ("float", "int", "category")
+from .settings import Settings, Text
+
+MetricName = Literal["roc_auc", "accuracy", "f1", "precision", "recall"]
+METRIC_NAMES: tuple[str, ...] = get_args(MetricName)
 
 
-@dataclass(frozen=True)
-class SuccessMetric:
-    name: str
+class SuccessMetric(Settings):
+    name: MetricName
     threshold: float
-    higher_is_better: bool
+    higher_is_better: bool = True
 
     def is_met(self, value: float) -> bool:
         return value >= self.threshold if self.higher_is_better else value <= self.threshold
@@ -32,85 +32,29 @@ class SuccessMetric:
         return f"{self.name} = {value:.4f} ({direction} {self.threshold} wanted): {outcome}"
 
 
-@dataclass(frozen=True)
-class ColumnRule:
-    type: str
+class ColumnRule(Settings):
+    """One column of the data contract: its type, inclusive bounds, values, missing share."""
+
+    type: Literal["float", "int", "category"]
     min: float | None = None
     max: float | None = None
-    allowed: list[Any] | None = None
-    max_missing: float = 0.0
+    allowed: list[Any] | None = Field(default=None, min_length=1)
+    max_missing: float = Field(default=0.0, ge=0, le=1)
 
 
-@dataclass(frozen=True)
-class DataContract:
-    min_rows: int
-    columns: dict[str, ColumnRule] = field(default_factory=dict)
+class DataContract(Settings):
+    min_rows: int = 1
+    columns: dict[str, ColumnRule] = Field(min_length=1)
 
 
-@dataclass(frozen=True)
-class Canvas:
-    prediction_target: str
+class Canvas(Settings):
+    business_question: str | None = None
+    prediction_target: Text
     success_metric: SuccessMetric
     data_contract: DataContract
-    latency_budget_ms: float | None = None
-
-
-def _column_rule(reader: Reader, name: str, raw: Any) -> ColumnRule:
-    key = f"data_contract.columns.{name}"
-    if not isinstance(raw, dict):
-        raise reader.fail(key, "must be a mapping such as {type: float, min: 0, max: 1}")
-    column_type = raw.get("type")
-    if column_type not in COLUMN_TYPES:
-        raise reader.fail(f"{key}.type", f"must be one of {', '.join(COLUMN_TYPES)}")
-    bounds = {}
-    for bound in ("min", "max"):
-        value = raw.get(bound)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise reader.fail(f"{key}.{bound}", f"must be a number (got {value!r})")
-        bounds[bound] = value
-    allowed = raw.get("allowed")
-    if allowed is not None and (not isinstance(allowed, list) or not allowed):
-        raise reader.fail(f"{key}.allowed", "must be a non-empty list of values")
-    max_missing = raw.get("max_missing", 0.0)
-    if isinstance(max_missing, bool) or not isinstance(max_missing, int | float):
-        raise reader.fail(f"{key}.max_missing", f"must be a number (got {max_missing!r})")
-    if not 0 <= max_missing <= 1:
-        raise reader.fail(f"{key}.max_missing", "must be a fraction between 0 and 1")
-    return ColumnRule(
-        type=column_type,
-        min=bounds["min"],
-        max=bounds["max"],
-        allowed=allowed,
-        max_missing=float(max_missing),
-    )
+    latency_budget_ms: float | None = Field(default=None, gt=0)
 
 
 def load_canvas(path: Path) -> Canvas:
     """Read canvas.yaml: the prediction target, the success metric and the data contract."""
-    reader = Reader.of_file(path)
-    metric_name = reader.text("success_metric.name")
-    if metric_name not in METRIC_NAMES:
-        raise reader.fail("success_metric.name", f"must be one of {', '.join(METRIC_NAMES)}")
-    success_metric = SuccessMetric(
-        name=metric_name,
-        threshold=reader.number("success_metric.threshold"),
-        higher_is_better=reader.boolean("success_metric.higher_is_better", True),
-    )
-    columns = reader.mapping("data_contract.columns")
-    if not columns:
-        raise reader.fail("data_contract.columns", "must describe at least one column")
-    contract = DataContract(
-        min_rows=reader.integer("data_contract.min_rows", 1),
-        columns={str(name): _column_rule(reader, str(name), raw) for name, raw in columns.items()},
-    )
-    latency = reader.get("latency_budget_ms", None)
-    if latency is not None:
-        latency = reader.number("latency_budget_ms")
-        if latency <= 0:
-            raise reader.fail("latency_budget_ms", f"must be a positive number (got {latency})")
-    return Canvas(
-        prediction_target=reader.text("prediction_target"),
-        success_metric=success_metric,
-        data_contract=contract,
-        latency_budget_ms=latency,
-    )
+    return Canvas.load(path)

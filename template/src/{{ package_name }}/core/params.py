@@ -1,44 +1,53 @@
 """params.yaml: what the pipeline trains (features, split, model, tracking).
 
-Read into small frozen dataclasses; every problem is a PipelineError naming
-the key and the fix (see settings.py).
+`model.hyperparameters.<architecture>` goes to the estimator as it is: a new
+hyperparameter is one line of params.yaml, no code.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, model_validator
+
 from .canvas import Canvas
 from .errors import PipelineError
-from .settings import Reader
+from .settings import Problem, Settings, Text
 
 
-@dataclass(frozen=True)
-class Features:
-    numeric: list[str]
-    categorical: list[str]
-    target: str
+class Features(Settings):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    target: Text
 
     @property
     def columns(self) -> list[str]:
         """The model's input columns, numeric first."""
         return [*self.numeric, *self.categorical]
 
+    @model_validator(mode="after")
+    def _distinct(self) -> Features:
+        if not self.columns:
+            raise Problem("", "must list at least one numeric or categorical column")
+        repeated = sorted({c for c in self.columns if self.columns.count(c) > 1})
+        if repeated:
+            raise Problem("", f"lists {', '.join(repeated)} more than once")
+        if self.target in self.columns:
+            raise Problem("target", f"({self.target}) must not also be a feature")
+        return self
 
-@dataclass(frozen=True)
-class Split:
-    test_size: float
+
+class Split(Settings):
+    test_size: float = Field(gt=0, lt=1)
     seed: int
 
 
-@dataclass(frozen=True)
-class Model:
-    architecture: str
+class Model(Settings):
+    architecture: Text
     architecture_version: int
-    hyperparameters: dict[str, dict[str, Any]]
+    hyperparameters: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
 
     @property
     def selected_hyperparameters(self) -> dict[str, Any]:
@@ -46,11 +55,10 @@ class Model:
         return dict(self.hyperparameters.get(self.architecture) or {})
 
 
-@dataclass(frozen=True)
-class Tracking:
-    enabled: bool
-    uri: str
-    experiment: str
+class Tracking(Settings):
+    enabled: bool = True  # false: evaluate records nothing in MLflow
+    uri: Text = "sqlite:///mlflow.db"
+    experiment: Text = "pipeline"
 
     @property
     def effective_uri(self) -> str:
@@ -58,58 +66,16 @@ class Tracking:
         return os.environ.get("MLFLOW_TRACKING_URI") or self.uri
 
 
-@dataclass(frozen=True)
-class Params:
+class Params(Settings):
     features: Features
     split: Split
     model: Model
-    tracking: Tracking
-
-
-def _features(reader: Reader) -> Features:
-    features = Features(
-        numeric=reader.names("features.numeric"),
-        categorical=reader.names("features.categorical"),
-        target=reader.text("features.target"),
-    )
-    if not features.columns:
-        raise reader.fail("features", "must list at least one numeric or categorical column")
-    repeated = sorted({c for c in features.columns if features.columns.count(c) > 1})
-    if repeated:
-        raise reader.fail("features", f"lists {', '.join(repeated)} more than once")
-    if features.target in features.columns:
-        raise reader.fail("features.target", f"({features.target}) must not also be a feature")
-    return features
-
-
-def _model(reader: Reader) -> Model:
-    hyperparameters = reader.mapping("model.hyperparameters", {})
-    for name, values in hyperparameters.items():
-        if values is not None and not isinstance(values, dict):
-            raise reader.fail(f"model.hyperparameters.{name}", "must be a mapping of values")
-    return Model(
-        architecture=reader.text("model.architecture"),
-        architecture_version=reader.integer("model.architecture_version"),
-        hyperparameters={name: dict(values or {}) for name, values in hyperparameters.items()},
-    )
+    tracking: Tracking = Tracking()
 
 
 def load_params(path: Path) -> Params:
     """Read params.yaml: features, split, model and tracking sections."""
-    reader = Reader.of_file(path)
-    test_size = reader.number("split.test_size")
-    if not 0 < test_size < 1:
-        raise reader.fail("split.test_size", f"must be between 0 and 1 (got {test_size})")
-    return Params(
-        features=_features(reader),
-        split=Split(test_size=test_size, seed=reader.integer("split.seed")),
-        model=_model(reader),
-        tracking=Tracking(
-            enabled=reader.boolean("tracking.enabled", True),
-            uri=reader.text("tracking.uri", "sqlite:///mlflow.db"),
-            experiment=reader.text("tracking.experiment", "pipeline"),
-        ),
-    )
+    return Params.load(path)
 
 
 def check_target(params: Params, canvas: Canvas, params_path: Path, canvas_path: Path) -> None:

@@ -1,22 +1,105 @@
-"""Read YAML settings files with type checks and precise messages.
+"""Settings files as pydantic models, read and explained in one line.
 
-Every settings file of the project (params.yaml, canvas.yaml, and the files
-later levels add whole) is read through `read_yaml` and a `Reader`. Any
-problem (a missing file, a YAML syntax error, a missing key, a value of the
-wrong type) raises a PipelineError naming the file, the key and the fix.
+Each YAML file the project reads (params.yaml, canvas.yaml, and the files later
+levels add whole) is one `Settings` model whose fields hold the defaults. `load`
+reads the file, applies the environment variables a deployment sets, and turns
+the first problem into a PipelineError naming the file and the key, such as
+"params.yaml: `split.seed` must be a whole number (got 'x')."
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Self
 
 import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from .errors import PipelineError
 
-# Marks "no default given": the key is required.
-REQUIRED: Any = object()
+# A non-empty text (surrounding spaces dropped), and a path written as text.
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+PathSetting = Annotated[Path, Field(strict=False)]
+
+PROBLEMS = {
+    "missing": "is missing",
+    "extra_forbidden": "is not a known key (a typo?)",
+    "int_type": "must be a whole number",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "string_type": "must be a text",
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "literal_error": "must be one of {expected}",
+    "greater_than": "must be above {gt:g}",
+    "greater_than_equal": "must be at least {ge:g}",
+    "less_than": "must be below {lt:g}",
+    "less_than_equal": "must be at most {le:g}",
+    "string_too_short": "must not be empty",
+    "too_short": "must not be empty",
+}
+
+
+class Problem(ValueError):
+    """A validator's complaint about `key`, a field of the model that raises it."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(problem)
+        self.key = key
+
+
+class Settings(BaseModel):
+    """A settings file or a section of one: unknown keys refused, null keeps the default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, protected_namespaces=())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_keeps_the_default(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+    @classmethod
+    def validated(
+        cls, data: dict[str, Any], source: Path | str, variables: Mapping[str, str] | None = None
+    ) -> Self:
+        """Validate `data`, after the environment variables `variables` maps dotted keys to."""
+        overridden = {}
+        for key, variable in (variables or {}).items():
+            value = os.environ.get(variable, "").strip()
+            if value:
+                *sections, name = key.split(".")
+                node = data
+                for section in sections:
+                    if not isinstance(node.get(section), dict):
+                        node[section] = {}
+                    node = node[section]
+                node[name] = value
+                overridden[key] = variable
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            raise PipelineError(explain(error, source, overridden)) from None
+
+    @classmethod
+    def load(
+        cls, path: Path, *, optional: bool = False, variables: Mapping[str, str] | None = None
+    ) -> Self:
+        """Read `path`; an `optional` file may be absent (then: the defaults)."""
+        data = read_yaml(path) if path.is_file() or not optional else {}
+        return cls.validated(data, path, variables)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -30,77 +113,30 @@ def read_yaml(path: Path) -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise PipelineError(f"{path} is not valid YAML{where}: {problem}.") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         raise PipelineError(f"{path} must hold a YAML mapping (key: value lines).")
     return data
 
 
-class Reader:
-    """Fetch dotted keys (`model.architecture`) from a mapping, checking their types."""
-
-    def __init__(self, data: dict[str, Any], source: Path) -> None:
-        self.data = data
-        self.source = source
-
-    @classmethod
-    def of_file(cls, path: Path) -> Reader:
-        return cls(read_yaml(path), path)
-
-    def fail(self, key: str, problem: str) -> PipelineError:
-        return PipelineError(f"{self.source}: `{key}` {problem}.")
-
-    def get(self, key: str, default: Any = REQUIRED) -> Any:
-        node: Any = self.data
-        for part in key.split("."):
-            if not isinstance(node, dict) or part not in node:
-                if default is not REQUIRED:
-                    return default
-                raise self.fail(key, "is missing")
-            node = node[part]
-        return node
-
-    def text(self, key: str, default: Any = REQUIRED) -> str:
-        value = self.get(key, default)
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, f"must be a non-empty text (got {value!r})")
-        return value
-
-    def number(self, key: str, default: Any = REQUIRED) -> float:
-        value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(key, f"must be a number (got {value!r})")
-        return float(value)
-
-    def fraction(self, key: str, default: Any = REQUIRED) -> float:
-        value = self.number(key, default)
-        if not 0 <= value <= 1:
-            raise self.fail(key, f"must be a fraction between 0 and 1 (got {value})")
-        return value
-
-    def integer(self, key: str, default: Any = REQUIRED) -> int:
-        value = self.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"must be a whole number (got {value!r})")
-        return value
-
-    def boolean(self, key: str, default: Any = REQUIRED) -> bool:
-        value = self.get(key, default)
-        if not isinstance(value, bool):
-            raise self.fail(key, f"must be true or false (got {value!r})")
-        return value
-
-    def names(self, key: str) -> list[str]:
-        value = self.get(key, [])
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(key, f"must be a list of column names (got {value!r})")
-        return list(value)
-
-    def mapping(self, key: str, default: Any = REQUIRED) -> dict[str, Any]:
-        value = self.get(key, default)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(key, f"must be a mapping (got {value!r})")
-        return value
+def explain(error: ValidationError, source: Path | str, variables: Mapping[str, str]) -> str:
+    """The first problem as "<source>: `<dotted.key>` <problem> (got <value>)."."""
+    first = error.errors(include_url=False)[0]
+    loc = [str(part) for part in first["loc"]]
+    context = first.get("ctx") or {}
+    cause = context.get("error")
+    if isinstance(cause, ValueError):
+        loc += [cause.key] if isinstance(cause, Problem) and cause.key else []
+        problem = str(cause)
+    elif first["type"] in PROBLEMS:
+        values = {**context, "expected": str(context.get("expected", "")).replace("'", "")}
+        problem = PROBLEMS[first["type"]].format(**values)
+        if first["type"] not in ("missing", "extra_forbidden"):
+            problem += f" (got {first['input']!r})"
+    else:
+        problem = f"{first['msg'][:1].lower()}{first['msg'][1:]} (got {first['input']!r})"
+    key = ".".join(loc)
+    if key in variables:
+        problem += f" (set by the {variables[key]} environment variable)"
+    return f"{source}: `{key}` {problem}."

@@ -1,7 +1,7 @@
 """Level 4 in the API process: `install` adds the prediction log, /feedback and /metrics.
 
 serving/app.py calls `install(app, state, settings)` at the end of
-create_app when this folder exists (docs/decisions/0009-level-4-monitoring.md):
+create_app when this folder exists (docs/monitoring.md):
 
 - a pure ASGI middleware (it runs on every request: no BaseHTTPMiddleware
   and its extra task) gives each POST /predict an id, returned in the
@@ -30,14 +30,12 @@ endpoint annotations, and the feedback type is built at run time.
 import hmac
 import logging
 import os
-from dataclasses import replace
 from pathlib import Path
 from time import perf_counter, time
 from typing import Annotated, Any
 
-from ..core.canvas import Canvas, DataContract, SuccessMetric, _column_rule, load_canvas
+from ..core.canvas import Canvas, ColumnRule, load_canvas
 from ..core.errors import PipelineError
-from ..core.settings import Reader
 from ..serving.model_folder import METADATA_FILE, ModelFolder
 from ..serving.schema import Feature, encodable, field_type
 from ..serving.settings import ServingSettings
@@ -73,21 +71,8 @@ def canvas_of(folder: ModelFolder) -> Canvas | None:
 
 
 def _canvas_of_metadata(metadata: dict[str, Any], source: Path) -> Canvas:
-    reader = Reader(metadata, source)
-    columns = reader.mapping("data_contract.columns")
-    return Canvas(
-        prediction_target=reader.text("target"),
-        success_metric=SuccessMetric(
-            name=reader.text("success_metric.name"),
-            threshold=reader.number("success_metric.threshold"),
-            higher_is_better=reader.boolean("success_metric.higher_is_better", True),
-        ),
-        data_contract=DataContract(
-            min_rows=reader.integer("data_contract.min_rows", 1),
-            columns={name: _column_rule(reader, name, raw) for name, raw in columns.items()},
-        ),
-        latency_budget_ms=metadata.get("latency_budget_ms"),
-    )
+    recorded = {key: metadata.get(key) for key in Canvas.model_fields}
+    return Canvas.validated({**recorded, "prediction_target": metadata.get("target")}, source)
 
 
 class Monitoring:
@@ -269,17 +254,15 @@ class ObservedRequests:
 
 def target_feature(folder: ModelFolder) -> Feature:
     """The target's contract rule, required (no null outcome); the classes when it has none."""
-    from ..core.canvas import ColumnRule
-
     target = str(folder.metadata["target"])
     raw = (folder.metadata.get("data_contract") or {}).get("columns", {}).get(target)
     if isinstance(raw, dict):
-        rule = _column_rule(Reader(folder.metadata, folder.path / METADATA_FILE), target, raw)
+        source = f"{folder.path / METADATA_FILE} (data_contract.columns.{target})"
+        rule = ColumnRule.validated(raw, source)
     else:
-        classes = folder.classes
-        kind = "category" if all(isinstance(c, str) for c in classes) else "int"
-        rule = ColumnRule(type=kind, allowed=classes)
-    return Feature(target, "target", replace(rule, max_missing=0.0))
+        words = all(isinstance(c, str) for c in folder.classes)
+        rule = ColumnRule(type="category" if words else "int", allowed=folder.classes)
+    return Feature(target, "target", rule.model_copy(update={"max_missing": 0.0}))
 
 
 def _whole_number(value: Any) -> Any:

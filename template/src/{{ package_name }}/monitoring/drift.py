@@ -43,7 +43,7 @@ import html
 import json
 import sqlite3
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -630,7 +630,7 @@ def build_report(
             "data_version": reference.get("data_version", "unknown"),
             "rows": int(reference.get("rows", 0)),
         },
-        "thresholds": asdict(settings),
+        "thresholds": settings.model_dump(),
         "features": verdicts,
         "not_judged": not_judged,
         "skew": skew,

@@ -22,8 +22,8 @@ from the production sink of the deploy target (docs/retraining.md):
   entry's `timestamp`: the query reads each line whole (`jsonPayload` as JSON
   text) and the entry's time, and names no field that may not exist yet.
 
-Either way the result is a SQLite file in the log's own schema (decision
-0009), written in one step to `prediction_log.path` (or --out), where drift,
+Either way the result is a SQLite file in the log's own schema
+(docs/monitoring.md), written in one step to `prediction_log.path` (or --out), where drift,
 performance, monitor and feedback-to-data read it. Without the secret, the
 table or the credentials, it stops with a one-line error naming what is
 missing: the cloud boundary.

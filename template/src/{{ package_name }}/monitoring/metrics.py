@@ -1,6 +1,6 @@
 """GET /metrics: the API's Prometheus metrics (names in docs/monitoring.md).
 
-The names and labels are the contract of docs/decisions/0009: dashboards and
+The names and labels are the contract of docs/monitoring.md: dashboards and
 alert rules use them, and `check-monitoring` checks that they use no other
 (API_METRICS below is the one list of them).
 

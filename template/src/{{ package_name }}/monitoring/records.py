@@ -1,6 +1,6 @@
 """The records of the prediction log: one per row of POST /predict, and one per feedback.
 
-The fields are the contract of docs/decisions/0009-level-4-monitoring.md
+The fields are the contract of docs/monitoring.md ("The prediction log")
 (the SQLite columns, the stdout JSON lines, what the report reads). A
 record is built from what the caller sent and what it got back, so the log
 holds exactly what was answered, refused rows included: a request refused

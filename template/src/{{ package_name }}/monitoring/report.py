@@ -172,7 +172,7 @@ def _table_columns(connection: sqlite3.Connection, table: str) -> set[str]:
 
 
 def _check_tables(connection: sqlite3.Connection, path: Path) -> None:
-    """A prediction log has the contract's `predictions` table (0009); feedback may be absent."""
+    """A prediction log has its `predictions` table (docs/monitoring.md); feedback may be absent."""
     try:
         found = _table_columns(connection, "predictions")
     except sqlite3.DatabaseError as error:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from ..core.commands import Command
@@ -27,7 +26,7 @@ def run(
 
     settings = load_orchestrator_settings()
     if target:
-        settings = replace(settings, target=target)
+        settings = settings.model_copy(update={"target": target})
     build = make_build(settings, image=image, data_uri=data_uri)
     start = time.perf_counter()
     compile_pipeline(build, out)

@@ -1,7 +1,7 @@
 """deploy.yaml's `orchestrator:` section: where the pipeline runs and what it reports to.
 
 Every value comes, first found: a command-line option, an environment variable
-(a CI variable), deploy.yaml, a default here. The table of docs/orchestration.md
+(a CI variable), deploy.yaml, the default of the fields below. The table of docs/orchestration.md
 lists them all. Secrets never go through this file or the compiled pipeline:
 the steps read them from their environment (see secrets.py).
 """
@@ -9,17 +9,16 @@ the steps read them from their environment (see secrets.py).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal, get_args
+
+from pydantic import ConfigDict, Field, field_validator
 
 from ..core import git
-from ..core.errors import PipelineError
-from ..core.settings import Reader
+from ..core.settings import Settings, Text
 
 DEPLOY_SETTINGS = Path("deploy.yaml")
 PACKAGE = __name__.split(".")[0]
-TARGETS = ("vertex", "kubeflow")
 COMPILED = Path("reports/pipeline.yaml")
 LOCAL_ROOT = Path("data/pipeline-runs")  # git-ignored like the rest of data/
 
@@ -51,34 +50,43 @@ VARIABLES = {
 }
 
 
-@dataclass(frozen=True)
-class VertexSettings:
-    project: str | None = None
-    region: str = "us-central1"
-    pipeline_root: str | None = None  # gs://bucket/folder: where step outputs go
-    service_account: str | None = None  # the steps' identity (default: Compute Engine's)
+Target = Literal["vertex", "kubeflow"]
+TARGETS: tuple[str, ...] = get_args(Target)
 
 
-@dataclass(frozen=True)
-class KubeflowSettings:
-    host: str | None = None  # the Kubeflow Pipelines API endpoint
-    namespace: str | None = None  # multi-user Kubeflow: the profile's namespace
-    experiment: str | None = None  # default: the pipeline's name
-    secret: str | None = None  # a Kubernetes secret whose keys are SECRET_NAMES
+class VertexSettings(Settings):
+    project: Text | None = None
+    region: Text = "us-central1"
+    pipeline_root: Text | None = None  # gs://bucket/folder: where step outputs go
+    service_account: Text | None = None  # the steps' identity (default: Compute Engine's)
 
 
-@dataclass(frozen=True)
-class OrchestratorSettings:
-    target: str = "kubeflow"
-    pipeline_name: str = PACKAGE.replace("_", "-")
-    image: str | None = None
-    image_repository: str | None = None
-    data_uri: str | None = None
-    deploy_url: str | None = None
-    deploy_ref: str | None = None
-    secrets: tuple[str, ...] = SECRET_NAMES
-    vertex: VertexSettings = field(default_factory=VertexSettings)
-    kubeflow: KubeflowSettings = field(default_factory=KubeflowSettings)
+class KubeflowSettings(Settings):
+    host: Text | None = None  # the Kubeflow Pipelines API endpoint
+    namespace: Text | None = None  # multi-user Kubeflow: the profile's namespace
+    experiment: Text | None = None  # default: the pipeline's name
+    secret: Text | None = None  # a Kubernetes secret whose keys are SECRET_NAMES
+
+
+class OrchestratorSettings(Settings):
+    target: Target = "kubeflow"
+    pipeline_name: Text = PACKAGE.replace("_", "-")
+    image: Text | None = None
+    image_repository: Text | None = None
+    data_uri: Text | None = None
+    deploy_url: Text | None = None
+    deploy_ref: Text | None = None
+    secrets: Annotated[tuple[str, ...], Field(strict=False)] = SECRET_NAMES
+    vertex: VertexSettings = VertexSettings()
+    kubeflow: KubeflowSettings = KubeflowSettings()
+
+    @field_validator("secrets")
+    @classmethod
+    def _variable_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if not name.isidentifier():
+                raise ValueError(f"lists {name!r}, not a variable name")
+        return names
 
     def pipeline_image(self, commit: str | None = None) -> str:
         """The image every step runs in: `image`, else `<repository>/<name>-pipeline:<commit>`."""
@@ -102,80 +110,14 @@ class OrchestratorSettings:
         return url, ref
 
 
-def _optional_text(reader: Reader, key: str) -> str | None:
-    if reader.get(key, None) is None:
-        return None
-    return reader.text(key).strip()
+class OrchestratorFile(Settings):
+    """deploy.yaml as this module sees it: its section (release/settings.py reads the rest)."""
 
-
-def read_orchestrator_settings(reader: Reader) -> OrchestratorSettings:
-    """The `orchestrator:` section of a settings mapping (defaults for missing keys)."""
-
-    def text(key: str) -> str | None:
-        return _optional_text(reader, f"orchestrator.{key}")
-
-    default = OrchestratorSettings()
-    secrets = (
-        list(default.secrets)
-        if reader.get("orchestrator.secrets", None) is None
-        else reader.names("orchestrator.secrets")
-    )
-    for name in secrets:
-        if not name.isidentifier():
-            raise reader.fail("orchestrator.secrets", f"lists {name!r}, not a variable name")
-    return OrchestratorSettings(
-        target=text("target") or default.target,
-        pipeline_name=text("pipeline_name") or default.pipeline_name,
-        image=text("image"),
-        image_repository=text("image_repository"),
-        data_uri=text("data_uri"),
-        deploy_url=text("deploy_url"),
-        deploy_ref=text("deploy_ref"),
-        secrets=tuple(secrets),
-        vertex=VertexSettings(
-            project=text("vertex.project"),
-            region=text("vertex.region") or VertexSettings.region,
-            pipeline_root=text("vertex.pipeline_root"),
-            service_account=text("vertex.service_account"),
-        ),
-        kubeflow=KubeflowSettings(
-            host=text("kubeflow.host"),
-            namespace=text("kubeflow.namespace"),
-            experiment=text("kubeflow.experiment"),
-            secret=text("kubeflow.secret"),
-        ),
-    )
-
-
-def _with_environment(settings: OrchestratorSettings) -> OrchestratorSettings:
-    """Environment variables (CI variables) win over deploy.yaml."""
-    top: dict[str, Any] = {}
-    nested: dict[str, dict[str, Any]] = {"vertex": {}, "kubeflow": {}}
-    for key, variable in VARIABLES.items():
-        value = os.environ.get(variable, "").strip()
-        if not value:
-            continue
-        section, _, name = key.rpartition(".")
-        (nested[section] if section else top)[name] = value
-    return replace(
-        settings,
-        **top,
-        vertex=replace(settings.vertex, **nested["vertex"]),
-        kubeflow=replace(settings.kubeflow, **nested["kubeflow"]),
-    )
+    model_config = ConfigDict(extra="ignore")
+    orchestrator: OrchestratorSettings = OrchestratorSettings()
 
 
 def load_orchestrator_settings(path: Path = DEPLOY_SETTINGS) -> OrchestratorSettings:
-    """deploy.yaml's section (defaults when absent), then the environment; checked."""
-    settings = (
-        read_orchestrator_settings(Reader.of_file(path))
-        if path.is_file()
-        else OrchestratorSettings()
-    )
-    settings = _with_environment(settings)
-    if settings.target not in TARGETS:
-        raise PipelineError(
-            f"the orchestrator target is {settings.target!r}: use one of {', '.join(TARGETS)} "
-            f"(`orchestrator.target` in {path} or {VARIABLES['target']})"
-        )
-    return settings
+    """deploy.yaml's section (defaults when absent), then the environment (CI variables)."""
+    variables = {f"orchestrator.{key}": variable for key, variable in VARIABLES.items()}
+    return OrchestratorFile.load(path, optional=True, variables=variables).orchestrator

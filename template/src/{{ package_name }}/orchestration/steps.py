@@ -32,7 +32,7 @@ from . import secrets
 
 REASON_LIMIT = 4000  # MLflow keeps tag values up to 8000 characters
 PACKAGE = __name__.split(".")[0]
-# Level 4's stages live in its own sub-package (decision 0009): found at run time.
+# Level 4's stages live in its own sub-package: found at run time.
 MONITORING = f"{PACKAGE}.monitoring"
 
 

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +186,7 @@ def run(
 ) -> dict[str, Any]:
     settings = load_orchestrator_settings()
     if target:
-        settings = replace(settings, target=target)
+        settings = settings.model_copy(update={"target": target})
     document = compiled_pipeline(package)
     submit = submit_vertex if settings.target == "vertex" else submit_kubeflow
     request = submit(settings, package, document, dry_run)

@@ -68,7 +68,8 @@ def score(
     from ..core.params import Features
     from ..pipeline.evaluate import evaluate
 
-    return evaluate(model, rows, Features(numeric, categorical, target))["metrics"]
+    features = Features(numeric=numeric, categorical=categorical, target=target)
+    return evaluate(model, rows, features)["metrics"]
 
 
 def latency_p95_ms(model: Any, rows: pd.DataFrame, columns: list[str], count: int) -> float:

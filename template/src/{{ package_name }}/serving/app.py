@@ -194,7 +194,7 @@ def create_app(model_dir: Path | None = None, settings: ServingSettings | None =
 def _monitoring_api() -> Any:
     """Level 4's `monitoring.api` when the package has it, else None (level 3).
 
-    See docs/decisions/0009-level-4-monitoring.md.
+    See docs/monitoring.md.
     """
     name = f"{PACKAGE}.monitoring"
     if importlib.util.find_spec(name) is None:

@@ -33,10 +33,12 @@ from importlib import metadata as distributions
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.canvas import Canvas, ColumnRule, DataContract, _column_rule
+from pydantic import ConfigDict, Field
+
+from ..core.canvas import Canvas, DataContract
 from ..core.errors import PipelineError
 from ..core.params import Params
-from ..core.settings import Reader
+from ..core.settings import Settings
 from . import fast_path
 from .schema import Feature
 from .settings import ServingSettings
@@ -75,19 +77,7 @@ def package_name() -> str:
 
 def contract_to_json(contract: DataContract) -> dict[str, Any]:
     """The canvas's data contract as plain JSON (what metadata.json records)."""
-    return {
-        "min_rows": contract.min_rows,
-        "columns": {
-            name: {
-                "type": rule.type,
-                "min": rule.min,
-                "max": rule.max,
-                "allowed": rule.allowed,
-                "max_missing": rule.max_missing,
-            }
-            for name, rule in contract.columns.items()
-        },
-    }
+    return contract.model_dump()
 
 
 def describe_model(
@@ -124,30 +114,38 @@ def describe_model(
     }
 
 
-def _names(reader: Reader, key: str) -> list[str]:
-    value = reader.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise reader.fail(key, "must be a list of column names")
-    return value
+class FeatureNames(Settings):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+
+class Recorded(Settings):
+    """The parts of metadata.json read_features checks (the rest is checked below)."""
+
+    model_config = ConfigDict(extra="ignore")
+    features: FeatureNames
+    data_contract: DataContract
 
 
 def read_features(metadata: dict[str, Any], source: Path) -> list[Feature]:
     """The model's features with their contract rules; refuse a contract they do not meet."""
-    reader = Reader(metadata, source)
     for key, types in REQUIRED.items():
-        if not isinstance(reader.get(key), types) or isinstance(reader.get(key), bool):
-            raise reader.fail(key, f"must be of type {' or '.join(t.__name__ for t in types)}")
-    columns = reader.mapping("data_contract.columns")
+        value = metadata.get(key, ...)
+        if value is ... or not isinstance(value, types) or isinstance(value, bool):
+            problem = f"must be of type {' or '.join(t.__name__ for t in types)}"
+            raise PipelineError(f"{source}: `{key}` {'is missing' if value is ... else problem}.")
+    recorded = Recorded.validated(metadata, source)
+    columns = recorded.data_contract.columns
     kinds = {"numeric": ("float", "int"), "categorical": ("category", "int")}
     features = []
     for kind, rule_types in kinds.items():
-        for name in _names(reader, f"features.{kind}"):
+        for name in getattr(recorded.features, kind):
             if name not in columns:
                 raise PipelineError(
                     f"{source}: the {kind} feature '{name}' has no rule in the data contract: "
                     f"add it to canvas.yaml's data_contract, then {EXPORT_HINT}."
                 )
-            rule: ColumnRule = _column_rule(reader, name, columns[name])
+            rule = columns[name]
             if rule.type not in rule_types:
                 raise PipelineError(
                     f"{source}: the {kind} feature '{name}' has type {rule.type} in the data "
@@ -156,7 +154,7 @@ def read_features(metadata: dict[str, Any], source: Path) -> list[Feature]:
                 )
             features.append(Feature(name, kind, rule))
     if not features:
-        raise reader.fail("features", "must list at least one feature")
+        raise PipelineError(f"{source}: `features` must list at least one feature.")
     return features
 
 

@@ -21,7 +21,6 @@ import importlib
 import importlib.util
 import os
 import socket
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ def settings_with(
         "workers": workers,
         "model_dir": model_dir,
     }
-    settings = replace(settings, **{k: v for k, v in changes.items() if v is not None})
+    settings = settings.model_copy(update={k: v for k, v in changes.items() if v is not None})
     if not 0 < settings.port < 65536:
         raise PipelineError(f"--port must be between 1 and 65535 (got {settings.port}).")
     if settings.workers < 1:
