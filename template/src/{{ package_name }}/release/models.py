@@ -12,7 +12,6 @@ from pathlib import Path
 
 from ..core import paths
 from ..core.canvas import load_canvas
-from ..core.commands import Command
 from ..core.params import load_params
 from ..tracking.runs import database_path, query
 from .settings import load_registry_settings
@@ -95,6 +94,3 @@ def run(params_path: Path = paths.PARAMS, canvas_path: Path = paths.CANVAS) -> l
         ]
         print(table(history))
     return versions
-
-
-COMMAND = Command("models", "list the registered model versions, aliases and history", run)

@@ -25,7 +25,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .settings import MODEL_DIR_VARIABLE, ServingSettings, load_serving_settings
 
@@ -123,6 +122,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-dir", type=Path, help="model folder (default: MODEL_DIR or serving.model_dir)"
     )
-
-
-COMMAND = Command("serve", "run the model API (FastAPI + uvicorn)", run, add_arguments)

@@ -14,7 +14,6 @@ from typing import Any
 
 from ..core import paths
 from ..core.canvas import SuccessMetric, load_canvas
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from ..core.params import load_params
 
@@ -163,6 +162,3 @@ def run(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=10, help="runs shown (default 10)")
-
-
-COMMAND = Command("runs", "rank the tracked runs by the canvas metric", run, add_arguments)
