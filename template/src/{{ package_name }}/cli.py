@@ -1,17 +1,21 @@
 """Command line: `<package> <command>`, or `python -m <package> <command>`.
 
-The commands are the modules of this package that declare a `COMMAND` (see
-core/commands.py): the pipeline stages that dvc.yaml runs, and the tools of
-each level. A PipelineError (bad data, bad settings, a missing file) is
-printed as one line, `error: ...`, with exit code 1 and no traceback.
+Each group of the package lists its commands in its __init__.py (`COMMANDS`,
+see core/commands.py), and pyproject.toml names the groups this level has
+(its entry points `<package>.commands`). Listing the commands imports those
+tables only: a command's module, and the libraries it needs, are imported
+when the command runs or shows its --help. A PipelineError (bad data, bad
+settings, a missing file) is printed as one line, `error: ...`, with exit
+code 1 and no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
 import sys
+from dataclasses import replace
+from importlib import metadata
 
 from .core.commands import Command
 from .core.errors import PipelineError
@@ -20,39 +24,45 @@ PACKAGE = __name__.rpartition(".")[0]
 
 
 def registered_commands() -> dict[str, Command]:
-    """Every command of the package, by name, in alphabetical order."""
-    package = importlib.import_module(PACKAGE)
+    """Every command of this level's groups, by name, in alphabetical order."""
+    try:
+        groups = metadata.distribution(PACKAGE).entry_points.select(group=f"{PACKAGE}.commands")
+    except metadata.PackageNotFoundError:
+        raise PipelineError(f"the package {PACKAGE} is not installed: run `uv sync`") from None
     found: dict[str, Command] = {}
-    for module_info in pkgutil.walk_packages(package.__path__, prefix=f"{package.__name__}."):
-        if module_info.name.endswith(".__main__"):
-            continue  # importing it would run the command line
-        module = importlib.import_module(module_info.name)
-        command = getattr(module, "COMMAND", None)
-        if not isinstance(command, Command):
-            continue
-        if command.name in found:
-            raise RuntimeError(f"two modules declare the command {command.name!r}")
-        found[command.name] = command
+    for group in groups:
+        for command in group.load():
+            if command.name in found:
+                raise RuntimeError(f"two groups list the command {command.name!r}")
+            found[command.name] = replace(command, module=group.module + command.module)
     return dict(sorted(found.items()))
 
 
-def build_parser(commands: dict[str, Command]) -> argparse.ArgumentParser:
+def build_parser(
+    commands: dict[str, Command], chosen: str | None = None
+) -> argparse.ArgumentParser:
+    """The parser of every command; only the `chosen` one's module is imported, for its options."""
     parser = argparse.ArgumentParser(
         prog=PACKAGE, description="The project's commands (see README.md)."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, command in commands.items():
         subparser = subparsers.add_parser(name, help=command.help, description=command.help)
-        command.add_arguments(subparser)
+        if name == chosen:
+            add_arguments = getattr(importlib.import_module(command.module), "add_arguments", None)
+            if add_arguments is not None:
+                add_arguments(subparser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    commands = registered_commands()
-    options = vars(build_parser(commands).parse_args(argv))
-    command = commands[options.pop("command")]
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        command.run(**options)
+        commands = registered_commands()
+        chosen = next((word for word in argv if not word.startswith("-")), None)
+        options = vars(build_parser(commands, chosen).parse_args(argv))
+        module = importlib.import_module(commands[options.pop("command")].module)
+        module.run(**options)
     except PipelineError as error:
         message = " ".join(str(error).split())
         print(f"error: {message}", file=sys.stderr)

@@ -1,20 +1,28 @@
-"""The command registry: each command module declares its own command.
+"""The command table: each group of the package lists its commands.
 
-A module that offers a command ends with
+A group (pipeline/, tracking/, ...) lists its commands in its __init__.py:
 
-    COMMAND = Command("name", "one-line help", run, add_arguments)
+    COMMANDS = [Command("read", ".read", "read the raw data into data/interim/"), ...]
 
-where `run` takes the parsed options as keyword arguments. The command line
-(cli.py) finds every such module in the package, so a level adds commands by
-adding modules, and cli.py never changes. Command modules must stay cheap to
-import: heavy libraries are imported inside the functions that use them.
+and pyproject.toml names the groups this level has (the entry points
+`<package>.commands`). The command line (cli.py) reads only these tables to
+list the commands; it imports a command's module when the command runs or
+shows its --help. That module defines `run(**options)`, and
+`add_arguments(parser)` when the command takes options: each option's `dest`
+is a parameter of `run`.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    module: str  # relative to the group that lists it: ".read"
+    help: str
 
 
 def positive_int(text: str) -> int:
@@ -26,15 +34,3 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
     return value
-
-
-def no_arguments(parser: argparse.ArgumentParser) -> None:
-    """For commands without options."""
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    help: str
-    run: Callable[..., object]
-    add_arguments: Callable[[argparse.ArgumentParser], None] = no_arguments

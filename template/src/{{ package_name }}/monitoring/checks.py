@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .metrics import series_names
 
@@ -290,11 +289,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=MONITORING_FOLDER,
         help="the monitoring stack's folder (default: monitoring)",
     )
-
-
-COMMAND = Command(
-    "check-monitoring",
-    "check the Prometheus config, alert rules and tests, and dashboards (promtool)",
-    run,
-    add_arguments,
-)

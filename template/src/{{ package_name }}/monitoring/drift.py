@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
-from ..core.commands import Command, positive_int
+from ..core.commands import positive_int
 from ..core.errors import PipelineError
 from . import drift_stats
 from .profile import FORMAT as PROFILE_FORMAT
@@ -696,8 +696,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reference", type=Path, help="the reference profile (default: the model folder's)"
     )
-
-
-COMMAND = Command(
-    "drift", "compare the logged inputs with the training data (exit 3: drift)", run, add_arguments
-)

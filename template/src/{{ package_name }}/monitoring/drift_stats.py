@@ -6,18 +6,17 @@ sample of raw values; categories with a chi-square test of the two count
 tables and the change of each category's share. Each comparison gives an
 effect size (how large the change is) and a p-value (how unlikely it is by
 chance): drift.py judges on the effect size, the p-value only guards against
-small samples. numpy and scipy are imported inside the functions: the
-command line imports this module on every start.
+small samples. scipy (the `report` group) is imported inside the functions
+that use it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import numpy as np
+import numpy as np
 
 # A bin or category with no row gets this share: the index stays finite.
 SHARE_FLOOR = 1e-4
@@ -30,24 +29,18 @@ def quantile_edges(values: np.ndarray, bins: int) -> np.ndarray:
     a feature gets fewer bins. Bins are closed on the right: a value equal to
     an edge falls in the bin below it.
     """
-    import numpy as np
-
     inner = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
     return np.unique(inner)
 
 
 def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """How many values fall in each bin: (-inf, e1], (e1, e2], ..., (en, inf)."""
-    import numpy as np
-
     positions = np.searchsorted(edges, values, side="left")
     return np.bincount(positions, minlength=len(edges) + 1)
 
 
 def shares_of(counts: Any) -> np.ndarray:
     """Counts as shares of their total (zeros when the total is zero)."""
-    import numpy as np
-
     counts = np.asarray(counts, dtype=np.float64)
     total = counts.sum()
     return counts / total if total > 0 else counts
@@ -55,8 +48,6 @@ def shares_of(counts: Any) -> np.ndarray:
 
 def population_stability_index(reference: Any, current: Any) -> float:
     """sum((current - reference) * ln(current / reference)) over the bins, shares floored."""
-    import numpy as np
-
     expected = np.maximum(np.asarray(reference, dtype=np.float64), SHARE_FLOOR)
     actual = np.maximum(np.asarray(current, dtype=np.float64), SHARE_FLOOR)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
@@ -89,8 +80,6 @@ class CategoryComparison:
 
 def compare_categories(reference: dict[str, int], current: dict[str, int]) -> CategoryComparison:
     """Compare two count tables: a category unseen on one side counts zero there."""
-    import numpy as np
-
     names = [*reference, *(name for name in current if name not in reference)]
     counts = np.array(
         [[reference.get(name, 0) for name in names], [current.get(name, 0) for name in names]],

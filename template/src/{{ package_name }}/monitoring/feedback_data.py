@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
 from ..core.canvas import load_canvas
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .joined import FEEDBACK_HINT, FeedbackRow, read_feedback
 from .settings import MONITORING_SETTINGS, load_monitoring_settings
@@ -243,11 +242,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-track", dest="track", action="store_false", help="do not run `dvc add` afterwards"
     )
-
-
-COMMAND = Command(
-    "feedback-to-data",
-    "append the rows with feedback to data/raw/dataset.csv, as a new DVC version",
-    run,
-    add_arguments,
-)

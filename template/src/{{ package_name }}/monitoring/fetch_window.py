@@ -43,7 +43,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .report import open_log
 from .settings import MONITORING_SETTINGS, FetchSettings, load_monitoring_settings
@@ -333,11 +332,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", help="project.dataset.table (fetch_window.bigquery_table)")
     parser.add_argument("--days", type=int, help="days back from now (fetch_window.days)")
     parser.add_argument("--out", type=Path, help="the SQLite file (prediction_log.path)")
-
-
-COMMAND = Command(
-    "fetch-window",
-    "copy the production prediction log here (a published SQLite copy, or BigQuery)",
-    run,
-    add_arguments,
-)

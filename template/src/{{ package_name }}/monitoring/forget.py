@@ -17,7 +17,6 @@ import argparse
 import re
 from pathlib import Path
 
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .settings import LogSettings, load_monitoring_settings
 from .sinks import Sink, SinkUnavailable, SqliteSink, open_sink
@@ -75,11 +74,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log", type=Path, help="the SQLite log (default: prediction_log.path in monitoring.yaml)"
     )
-
-
-COMMAND = Command(
-    "forget-request",
-    "delete a request's predictions and feedback from the prediction log",
-    run,
-    add_arguments,
-)

@@ -55,7 +55,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .settings import LOG_PATH_VARIABLE, LOG_SINK_VARIABLE, load_monitoring_settings
 
@@ -481,11 +480,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the shift (default: the numeric feature whose shift hurts the champion most)",
     )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds for the API to start")
-
-
-COMMAND = Command(
-    "retrain-loop",
-    "the level-4 loop here: serve, drift, monitor, feedback to data, retrain, gate (changes data)",
-    run,
-    add_arguments,
-)

@@ -15,8 +15,8 @@ Two kinds of metrics:
   latency budget, the live value of the canvas success metric) are computed
   by a collector when scraped: the same in every worker, no file needed.
 
-prometheus_client is imported inside the functions: the command line imports
-every module of the package, and must work without the `monitoring` group.
+prometheus_client is imported inside the functions: the API imports this
+module, and runs without the `monitoring` group until level 4 installs it.
 """
 
 from __future__ import annotations

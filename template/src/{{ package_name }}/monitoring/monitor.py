@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from ..core import files, paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .settings import MONITORING_SETTINGS, load_monitoring_settings
 
@@ -244,11 +243,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="retrain whatever the checks say (manual trigger)"
     )
-
-
-COMMAND = Command(
-    "monitor",
-    "drift, performance and cadence on the latest window: retrain or not (always exit 0)",
-    run,
-    add_arguments,
-)

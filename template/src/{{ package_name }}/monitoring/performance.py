@@ -32,7 +32,7 @@ from typing import Any
 
 from ..core import files, paths
 from ..core.canvas import SuccessMetric, load_canvas
-from ..core.commands import Command, positive_int
+from ..core.commands import positive_int
 from ..core.errors import PipelineError
 from .joined import FEEDBACK_HINT, FeedbackRow, read_feedback
 from .metrics import live_metric_value
@@ -241,11 +241,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-rows", type=positive_int, help="the fewest rows to judge (performance.min_rows)"
     )
-
-
-COMMAND = Command(
-    "performance",
-    "the canvas metric on the latest feedback, against its goal and test score (exit 3: tripped)",
-    run,
-    add_arguments,
-)

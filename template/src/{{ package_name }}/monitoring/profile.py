@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
 from ..core.canvas import Canvas, load_canvas
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from ..core.params import Params, load_params
 from .drift_stats import bin_counts, quantile_edges, shares_of
@@ -174,6 +173,3 @@ def run(
     files.write_json(out, profile)
     print(f"profile: {len(profile['features'])} features of {len(frame)} training rows -> {out}")
     return out
-
-
-COMMAND = Command("profile", "write the training data's reference profile (for drift)", run)

@@ -14,7 +14,6 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .forget import open_log
 from .settings import load_monitoring_settings
@@ -48,8 +47,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log", type=Path, help="the SQLite log (default: prediction_log.path in monitoring.yaml)"
     )
-
-
-COMMAND = Command(
-    "prune-log", "delete prediction-log records past their retention, now", run, add_arguments
-)

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
 from ..core.canvas import Canvas, SuccessMetric, load_canvas
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .profile import numbers_of
 from .records import loads
@@ -872,6 +871,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path, help="the HTML file (default: report.path)")
     parser.add_argument("--days", type=int, help="days back from the newest record (report.days)")
     parser.add_argument("--log", type=Path, help="the SQLite log (prediction_log.path)")
-
-
-COMMAND = Command("monitoring-report", "write the prediction log's HTML report", run, add_arguments)

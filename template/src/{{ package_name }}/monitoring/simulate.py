@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
-from ..core.commands import Command, positive_int
+from ..core.commands import positive_int
 from ..core.errors import PipelineError
 from ..serving.client import LocalServer, add_target_arguments, join, parse_url, request, wait_ready
 from ..serving.settings import ServingSettings, load_serving_settings
@@ -643,8 +643,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="drift: column=+0.25 (standard deviations) or column=value:0.10 (share); repeatable",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the shifts' choices (0)")
-
-
-COMMAND = Command(
-    "simulate", "send test traffic (and feedback) to a model API, for demos", run, add_arguments
-)

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from ..core import paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from ..serving.client import LocalServer, join, request
 from ..serving.settings import load_serving_settings
@@ -177,11 +176,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=60.0,
         help="seconds for the API to start, for each answer and for the metrics to add up (60)",
     )  # fmt: skip
-
-
-COMMAND = Command(
-    "monitoring-smoke",
-    "start the API, send traffic with feedback, check the log and metrics, write the report",
-    run,
-    add_arguments,
-)

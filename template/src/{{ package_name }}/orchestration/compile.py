@@ -12,7 +12,6 @@ import argparse
 import time
 from pathlib import Path
 
-from ..core.commands import Command
 from .settings import COMPILED, TARGETS, load_orchestrator_settings
 
 
@@ -43,6 +42,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image", help="the steps' image (default: orchestrator.image)")
     parser.add_argument("--data-uri", help="the raw data (default: the DVC remote's copy)")
     parser.add_argument("--target", choices=TARGETS, help="default: orchestrator.target")
-
-
-COMMAND = Command("pipeline-compile", "write the kfp pipeline YAML", run, add_arguments)

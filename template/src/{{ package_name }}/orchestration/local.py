@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from ..core import files, paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .settings import LOCAL_ROOT, load_orchestrator_settings
 
@@ -64,8 +63,3 @@ def run(data: Path = paths.RAW_DATA, root: Path = LOCAL_ROOT) -> dict[str, Any]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, default=paths.RAW_DATA, help="the raw data file")
     parser.add_argument("--root", type=Path, default=LOCAL_ROOT, help="where outputs go")
-
-
-COMMAND = Command(
-    "pipeline-local", "run the kfp pipeline here with kfp's local runner", run, add_arguments
-)

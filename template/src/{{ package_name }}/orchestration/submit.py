@@ -23,7 +23,6 @@ from typing import Any
 import yaml
 
 from ..core import files
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .settings import COMPILED, TARGETS, VARIABLES, OrchestratorSettings, load_orchestrator_settings
 
@@ -202,8 +201,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="build the request and print it; submit nothing"
     )
     parser.add_argument("--target", choices=TARGETS, help="default: orchestrator.target")
-
-
-COMMAND = Command(
-    "pipeline-submit", "start a run of the compiled pipeline (no wait)", run, add_arguments
-)

@@ -18,7 +18,6 @@ from typing import Any
 
 from ..core import files, paths
 from ..core.canvas import Canvas, load_canvas
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from ..core.params import Features, Params, load_params
 
@@ -131,6 +130,3 @@ def run(
     files.write_json(metrics_path, report)
     print(f"evaluate: metrics -> {metrics_path}, plots -> {roc_path.parent}")
     return report
-
-
-COMMAND = Command("evaluate", "score the model, write metrics and plots, track the run", run)

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
 from ..core.canvas import load_canvas
-from ..core.commands import Command
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,6 +52,3 @@ def run(
         f"data md5 {report['data_md5']} -> {out_path}"
     )
     return report
-
-
-COMMAND = Command("metadata", "describe the data in reports/metadata.json", run)

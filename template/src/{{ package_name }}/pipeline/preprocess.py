@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
 from ..core.canvas import load_canvas
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from ..core.params import Features, Split, check_target, load_params
 
@@ -141,6 +140,3 @@ def run(
         f"{train_path}, {len(test)} test rows -> {test_path}"
     )
     return train, test
-
-
-COMMAND = Command("preprocess", "select features and split train/test", run)

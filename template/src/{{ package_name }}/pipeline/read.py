@@ -9,13 +9,10 @@ as is, apart from trimming stray spaces around column names.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import pandas as pd
 
 from ..core import files, paths
-from ..core.commands import Command
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 
 def load(raw_path: Path = paths.RAW_DATA) -> pd.DataFrame:
@@ -30,6 +27,3 @@ def run(raw_path: Path = paths.RAW_DATA, out_path: Path = paths.INTERIM_DATA) ->
     files.write_csv(out_path, frame)
     print(f"read: {len(frame)} rows x {frame.shape[1]} columns from {raw_path} -> {out_path}")
     return frame
-
-
-COMMAND = Command("read", "read the raw data into data/interim/", run)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from ..core.params import Features, Params, load_params
 
@@ -132,6 +131,3 @@ def run(
         f"on {len(train)} rows -> {model_path}"
     )
     return model
-
-
-COMMAND = Command("train", "fit the model params.yaml describes", run)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
 from ..core.canvas import ColumnRule, DataContract, load_canvas
-from ..core.commands import Command
 from ..core.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -185,6 +184,3 @@ def run(
         f"({len(contract_columns)} columns checked) -> {out_path}"
     )
     return report
-
-
-COMMAND = Command("validate", "check the data against canvas.yaml's data contract", run)

@@ -14,7 +14,6 @@ import argparse
 from pathlib import Path
 
 from ..core import paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from . import gate, promote, register
 from .image import write_output
@@ -46,8 +45,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--promote", dest="promote_it", action="store_true", help="promote a passing model"
     )
-
-
-COMMAND = Command(
-    "release", "gate the trained model, register it if it passes, promote it", run, add_arguments
-)

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 from ..core import files, paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from ..serving.model_folder import open_model_folder
 from ..serving.settings import load_serving_settings
@@ -82,8 +81,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--environment", required=True, choices=ENVIRONMENTS)
     parser.add_argument("--image", required=True, help="the image reference to deploy")
     parser.add_argument("--version", help="the model version it serves (default: the folder's)")
-
-
-COMMAND = Command(
-    "deploy", "deploy an image, smoke-test it, roll back on failure", run, add_arguments
-)

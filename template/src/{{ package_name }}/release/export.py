@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core import files, git, paths
 from ..core.canvas import Canvas, load_canvas
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from ..core.params import Params, load_params
 from ..serving.model_folder import describe_model, write_model_folder
@@ -230,6 +229,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--candidate", action="store_true", help="the model the pipeline just trained"
     )
     parser.add_argument("--out", type=Path, help="the folder to write (default: deploy.yaml's)")
-
-
-COMMAND = Command("export", "write the model folder the API serves", run, add_arguments)

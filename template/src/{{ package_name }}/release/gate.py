@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import files, paths
 from ..core.canvas import Canvas, SuccessMetric, load_canvas
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from ..core.params import Params, load_params
 from .settings import (
@@ -283,6 +282,3 @@ def run(
     if not passed:
         raise PipelineError(f"gate refused the model: {verdict['reason']} ({report_path})")
     return verdict
-
-
-COMMAND = Command("gate", "decide whether the trained model may replace the champion", run)

@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 
 from ..core import git
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from ..serving.model_folder import open_model_folder
 from ..serving.settings import load_serving_settings
@@ -93,8 +92,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pipeline", action="store_true", help="the kfp pipeline's image, not the API's"
     )
-
-
-COMMAND = Command(
-    "image", "build (and push) the API image from the model folder", run, add_arguments
-)

@@ -13,7 +13,6 @@ from typing import Any
 
 from ..core import paths
 from ..core.canvas import load_canvas
-from ..core.commands import Command
 from ..core.params import load_params
 from ..tracking import record
 from . import registry
@@ -96,6 +95,3 @@ def run(params_path: Path = paths.PARAMS, canvas_path: Path = paths.CANVAS) -> l
         ]
         print(table(history))
     return versions
-
-
-COMMAND = Command("models", "list the registered model versions, aliases and history", run)

@@ -17,7 +17,6 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.commands import Command
 from ..core.errors import PipelineError
 
 LABEL = "pipeline-failure"
@@ -90,8 +89,3 @@ def run(what: str) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--what", required=True, help="the workflow that failed, e.g. train")
-
-
-COMMAND = Command(
-    "notify-failure", "open or update an issue about a failed run", run, add_arguments
-)

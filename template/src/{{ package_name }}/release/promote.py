@@ -10,7 +10,6 @@ import argparse
 from pathlib import Path
 
 from ..core import paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from . import registry
 from .settings import load_registry_settings
@@ -44,6 +43,3 @@ def run(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", help="the version to promote (default: the challenger)")
     parser.add_argument("--reason", default="promoted", help="why, recorded in the history")
-
-
-COMMAND = Command("promote", "make the challenger (or a version) the champion", run, add_arguments)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from ..core import files, paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from . import registry
 from .settings import GATE_REPORT, load_registry_settings
@@ -101,6 +100,3 @@ def run(
     )
     print(f"register: {name} version {version} (run {run_id}) is the challenger")
     return version
-
-
-COMMAND = Command("register", "register the model the gate passed, as the challenger", run)

@@ -11,7 +11,6 @@ import argparse
 from pathlib import Path
 
 from ..core import paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from . import registry
 from .settings import load_registry_settings
@@ -38,6 +37,3 @@ def run(reason: str = "rollback", params_path: Path = paths.PARAMS) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reason", default="rollback", help="why, recorded in the history")
-
-
-COMMAND = Command("rollback", "move the champion back to the previous one", run, add_arguments)

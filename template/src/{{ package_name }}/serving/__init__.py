@@ -8,3 +8,13 @@
 - serve, score, smoke, load: the commands (serve.py, score.py, smoke.py, loadtest.py);
 - settings.py: deploy.yaml's `serving:` section.
 """
+
+from ..core.commands import Command
+
+# `uv run <package> <name>`: the module runs it (see core/commands.py).
+COMMANDS = [
+    Command("load", ".loadtest", "load-test a model API, judged by the canvas latency budget"),
+    Command("score", ".score", "predict every row of a CSV or Parquet file with the model folder"),
+    Command("serve", ".serve", "run the model API (FastAPI + uvicorn)"),
+    Command("smoke", ".smoke", "check a running model API (or --start a local one)"),
+]

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from ..core import files, paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .client import LocalServer, add_target_arguments, join, parse_url, request, wait_ready
 from .settings import load_serving_settings
@@ -293,8 +292,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget-ms", type=float, help="p95 limit (default: the canvas budget)")
     parser.add_argument("--workers", type=int, default=1, help="server processes with --start")
     parser.add_argument("--report", type=Path, help="also write the figures as JSON there")
-
-
-COMMAND = Command(
-    "load", "load-test a model API, judged by the canvas latency budget", run, add_arguments
-)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core import files
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .schema import Feature
 from .settings import load_serving_settings
@@ -205,8 +204,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-dir", type=Path, help="model folder (default: MODEL_DIR or serving.model_dir)"
     )
-
-
-COMMAND = Command(
-    "score", "predict every row of a CSV or Parquet file with the model folder", run, add_arguments
-)

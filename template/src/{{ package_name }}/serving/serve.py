@@ -24,7 +24,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .settings import MODEL_DIR_VARIABLE, ServingSettings, load_serving_settings
 
@@ -122,6 +121,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-dir", type=Path, help="model folder (default: MODEL_DIR or serving.model_dir)"
     )
-
-
-COMMAND = Command("serve", "run the model API (FastAPI + uvicorn)", run, add_arguments)

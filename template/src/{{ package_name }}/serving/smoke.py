@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from ..core import paths
-from ..core.commands import Command
 from ..core.errors import PipelineError
 from .client import (
     Answer,
@@ -252,6 +251,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_arguments(parser)
     parser.add_argument("--rows", type=int, default=20, help="rows of --data to send (20)")
     parser.add_argument("--expect-version", help="model version the API must serve")
-
-
-COMMAND = Command("smoke", "check a running model API (or --start a local one)", run, add_arguments)

@@ -22,7 +22,6 @@ from typing import Any
 
 from ..core import files, git, paths
 from ..core.canvas import METRIC_NAMES, SuccessMetric, load_canvas
-from ..core.commands import Command
 from ..core.errors import PipelineError
 
 
@@ -117,8 +116,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--base",
         help="git ref to compare with (default: the CI target branch, else the default branch)",
     )
-
-
-COMMAND = Command(
-    "report", "markdown report of metric and param changes against a base", run, add_arguments
-)

@@ -15,7 +15,6 @@ from typing import Any
 
 from ..core import paths
 from ..core.canvas import SuccessMetric, load_canvas
-from ..core.commands import Command
 from ..core.params import load_params
 from . import record
 
@@ -136,6 +135,3 @@ def run(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=10, help="runs shown (default 10)")
-
-
-COMMAND = Command("runs", "rank the tracked runs by the canvas metric", run, add_arguments)
