@@ -176,12 +176,13 @@ def test_runs_are_read_through_mlflows_api_and_the_docs_keep_the_sql_recipe(gene
     assert "```sql\nSELECT" in docs and "MLflow's own tables" in docs
 
 
-PACKAGE_IMPORT = re.compile(r"(from|import) \{\{ package_name \}\}[.\w]*( import [\w ,()]+)?")
+PACKAGE_IMPORT = re.compile(r" *(from|import) \{\{ package_name \}\}[.\w]*( import [\w ,()]+)?")
 
 
 def test_python_files_of_the_template_carry_no_jinja_but_the_package_name_in_imports():
     """Generated Python never branches on the answers: a `.py.jinja` file's only Jinja is
-    `{{ package_name }}` in its import lines (tests that import the package by name)."""
+    `{{ package_name }}` in its import lines (tests that import the package by name, also
+    in the code a test hands to a subprocess)."""
     for path in filemap.TEMPLATE.rglob("*.py.jinja"):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if re.search(r"\{[{%#]", line):
