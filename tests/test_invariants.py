@@ -88,6 +88,34 @@ def test_generated_code_is_ruff_clean(case):
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
+PACKAGE_FOLDERS = sorted(
+    path.name
+    for path in (filemap.TEMPLATE / "src" / "{{ package_name }}").iterdir()
+    if path.is_dir()
+)
+
+
+def test_no_code_names_a_package_folder_its_level_lacks(case):
+    """A level's code and tests import nothing of a higher level (by name, relatively, or
+    with a module path in a string such as importorskip's)."""
+    _, project = case
+    if not (project / "src").is_dir():
+        return  # level 1: a notebook, no package
+    (package,) = [path for path in (project / "src").iterdir() if path.is_dir()]
+    for folder in [name for name in PACKAGE_FOLDERS if not (package / name).is_dir()]:
+        names_it = re.compile(
+            rf"\b{package.name}\.{folder}\b|from \.+{folder}\b|[\"'.]{folder}\.[a-z_]+\b"
+        )
+        for path in sorted(project.glob("**/*.py")):
+            if ".venv" in path.parts:
+                continue
+            text = path.read_text(encoding="utf-8")
+            for match in names_it.finditer(text):
+                if not match.group().endswith((".yaml", ".yml", ".md")):
+                    line = text.count("\n", 0, match.start()) + 1
+                    raise AssertionError(f"{path.relative_to(project)}:{line} names {folder}")
+
+
 def test_dvc_remote_matches_answer(case):
     answer_case, project = case
     config = (project / ".dvc" / "config").read_text(encoding="utf-8")
