@@ -40,6 +40,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+from .client import MODEL_LOADED
 from .model_folder import ModelFolder, ServingModel, open_model_folder
 from .settings import ServingSettings, load_serving_settings
 
@@ -66,6 +67,7 @@ class ModelState:
     def _load(self) -> None:
         try:
             self.model = self.folder.load()
+            LOGGER.info("%s version %s, from %s", MODEL_LOADED, self.model.version, self.folder.path)
         except Exception as error:  # reported by /ready and the log, with its traceback
             self.error = " ".join(str(error).split()) or type(error).__name__
             LOGGER.exception("loading the model from %s failed", self.folder.path)

@@ -38,6 +38,9 @@ STOP_TIMEOUT = 30.0
 # Level 4's prediction log. A server started for a check writes its own, in a
 # temporary folder: synthetic traffic never reaches the project's log.
 PREDICTION_LOG_VARIABLE = "PREDICTION_LOG_PATH"
+# Each API process logs this line once its model is loaded: a local server with
+# several workers is ready when every worker has (one /ready 200 is one worker).
+MODEL_LOADED = "model loaded:"
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,8 @@ class LocalServer:
             command, stdout=self._log, stderr=subprocess.STDOUT, env=self.environment
         )
         try:
-            wait_ready(self.url, self.timeout, self._process)
+            waited = wait_ready(self.url, self.timeout, self._process)
+            self._wait_for_every_worker(self.timeout - waited)
         except PipelineError as error:
             self.stop()
             detail = self._last_error()
@@ -197,6 +201,20 @@ class LocalServer:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
         self.close_log()
+
+    def _wait_for_every_worker(self, timeout: float) -> None:
+        """Wait until each worker has loaded its model: requests reach any of them."""
+        start = time.perf_counter()
+        while self.output().count(MODEL_LOADED) < self.workers:
+            if self._process is not None and self._process.poll() is not None:
+                raise PipelineError(f"the local server stopped with code {self._process.returncode}")
+            if time.perf_counter() - start > timeout:
+                loaded = self.output().count(MODEL_LOADED)
+                raise PipelineError(
+                    f"{self.url}: {loaded} of {self.workers} workers had loaded the model "
+                    f"after {self.timeout:g} s"
+                )
+            time.sleep(0.05)
 
     def close_log(self) -> None:
         if self._log is not None:
