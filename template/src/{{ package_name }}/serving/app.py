@@ -67,7 +67,9 @@ class ModelState:
     def _load(self) -> None:
         try:
             self.model = self.folder.load()
-            LOGGER.info("%s version %s, from %s", MODEL_LOADED, self.model.version, self.folder.path)
+            LOGGER.info(
+                "%s version %s, from %s", MODEL_LOADED, self.model.version, self.folder.path
+            )
         except Exception as error:  # reported by /ready and the log, with its traceback
             self.error = " ".join(str(error).split()) or type(error).__name__
             LOGGER.exception("loading the model from %s failed", self.folder.path)

@@ -207,7 +207,9 @@ class LocalServer:
         start = time.perf_counter()
         while self.output().count(MODEL_LOADED) < self.workers:
             if self._process is not None and self._process.poll() is not None:
-                raise PipelineError(f"the local server stopped with code {self._process.returncode}")
+                raise PipelineError(
+                    f"the local server stopped with code {self._process.returncode}"
+                )
             if time.perf_counter() - start > timeout:
                 loaded = self.output().count(MODEL_LOADED)
                 raise PipelineError(
