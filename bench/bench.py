@@ -325,6 +325,16 @@ def measure(results: dict, runs: int) -> None:
         results["load_after"] = round(os.getloadavg()[0], 2)
 
 
+def result_header(runs: int) -> dict:
+    """What every bench result starts with: the machine, the runs, the load before."""
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
+        "runs": runs,
+        "load_before": round(os.getloadavg()[0], 2),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per measure (median)")
@@ -332,12 +342,7 @@ def main() -> int:
 
     output = REPO_ROOT / "bench" / "results" / "latest.json"
     output.parent.mkdir(exist_ok=True)
-    results: dict = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}",
-        "runs": args.runs,
-        "load_before": round(os.getloadavg()[0], 2),
-    }
+    results = result_header(args.runs)
     try:
         measure(results, args.runs)
     finally:  # what was measured before a failure is kept

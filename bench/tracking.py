@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -166,12 +165,7 @@ def main() -> int:
     args = parser.parse_args()
     output = bench.REPO_ROOT / "bench" / "results" / "tracking.json"
     output.parent.mkdir(exist_ok=True)
-    results: dict = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}",
-        "runs": args.runs,
-        "load_before": round(os.getloadavg()[0], 2),
-    }
+    results = bench.result_header(args.runs)
     try:
         with tempfile.TemporaryDirectory(prefix="mlops-ladder-tracking-") as tmp:
             workdir = Path(tmp)
