@@ -293,7 +293,7 @@ def poe_tasks(project: Path) -> dict[str, object]:
 def expand_task(tasks: dict[str, object], name: str) -> list[str]:
     """The named tasks a task runs, in order: sequences of task names are flattened.
 
-    A sequence of inline commands (e.g. `sample-data`) is one task, as the
+    A sequence of inline commands (e.g. `pull`) is one task, as the
     workflows call it by its name.
     """
     task = tasks[name]
