@@ -1,12 +1,7 @@
 """Command line: `<package> <command>`, or `python -m <package> <command>`.
 
-Each group of the package lists its commands in its __init__.py (`COMMANDS`,
-see core/commands.py), and pyproject.toml names the groups this level has
-(its entry points `<package>.commands`). Listing the commands imports those
-tables only: a command's module, and the libraries it needs, are imported
-when the command runs or shows its --help. A PipelineError (bad data, bad
-settings, a missing file) is printed as one line, `error: ...`, with exit
-code 1 and no traceback.
+The commands come from the groups' tables (core/commands.py). A PipelineError is printed
+as one line, `error: ...`, with exit code 1 and no traceback.
 """
 
 from __future__ import annotations
