@@ -6,9 +6,9 @@ as one line, `error: ...`, with exit code 1 and no traceback.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
+from argparse import ArgumentParser
 from dataclasses import replace
 from importlib import metadata
 
@@ -33,13 +33,9 @@ def registered_commands() -> dict[str, Command]:
     return dict(sorted(found.items()))
 
 
-def build_parser(
-    commands: dict[str, Command], chosen: str | None = None
-) -> argparse.ArgumentParser:
+def build_parser(commands: dict[str, Command], chosen: str | None = None) -> ArgumentParser:
     """The parser of every command; only the `chosen` one's module is imported, for its options."""
-    parser = argparse.ArgumentParser(
-        prog=PACKAGE, description="The project's commands (see README.md)."
-    )
+    parser = ArgumentParser(prog=PACKAGE, description="The project's commands (see README.md).")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, command in commands.items():
         subparser = subparsers.add_parser(name, help=command.help, description=command.help)

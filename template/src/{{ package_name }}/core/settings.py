@@ -38,7 +38,6 @@ PROBLEMS = {
     "list_type": "must be a list",
     "dict_type": "must be a mapping",
     "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping",
     "literal_error": "must be one of {expected}",
     "greater_than": "must be above {gt:g}",
     "greater_than_equal": "must be at least {ge:g}",
