@@ -1,19 +1,14 @@
 """Command line: `<package> <command>`, or `python -m <package> <command>`.
 
-Each group of the package lists its commands in its __init__.py (`COMMANDS`,
-see core/commands.py), and pyproject.toml names the groups this level has
-(its entry points `<package>.commands`). Listing the commands imports those
-tables only: a command's module, and the libraries it needs, are imported
-when the command runs or shows its --help. A PipelineError (bad data, bad
-settings, a missing file) is printed as one line, `error: ...`, with exit
-code 1 and no traceback.
+The commands come from the groups' tables (core/commands.py). A PipelineError is printed
+as one line, `error: ...`, with exit code 1 and no traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
+from argparse import ArgumentParser
 from dataclasses import replace
 from importlib import metadata
 
@@ -38,13 +33,9 @@ def registered_commands() -> dict[str, Command]:
     return dict(sorted(found.items()))
 
 
-def build_parser(
-    commands: dict[str, Command], chosen: str | None = None
-) -> argparse.ArgumentParser:
+def build_parser(commands: dict[str, Command], chosen: str | None = None) -> ArgumentParser:
     """The parser of every command; only the `chosen` one's module is imported, for its options."""
-    parser = argparse.ArgumentParser(
-        prog=PACKAGE, description="The project's commands (see README.md)."
-    )
+    parser = ArgumentParser(prog=PACKAGE, description="The project's commands (see README.md).")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, command in commands.items():
         subparser = subparsers.add_parser(name, help=command.help, description=command.help)

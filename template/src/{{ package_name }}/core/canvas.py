@@ -6,7 +6,6 @@ levels add no key to it (their settings come in files they add whole).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import Field
@@ -55,6 +54,4 @@ class Canvas(Settings):
     latency_budget_ms: float | None = Field(default=None, gt=0)
 
 
-def load_canvas(path: Path) -> Canvas:
-    """Read canvas.yaml: the prediction target, the success metric and the data contract."""
-    return Canvas.load(path)
+load_canvas = Canvas.load  # load_canvas(Path("canvas.yaml"))

@@ -1,15 +1,12 @@
-"""The command table: each group of the package lists its commands.
-
-A group (pipeline/, tracking/, ...) lists its commands in its __init__.py:
+"""The command table: each group of the package (pipeline/, tracking/, ...) lists its
+commands in its __init__.py, and pyproject.toml's entry points `<package>.commands` name
+the groups this level has:
 
     COMMANDS = [Command("read", ".read", "read the raw data into data/interim/"), ...]
 
-and pyproject.toml names the groups this level has (the entry points
-`<package>.commands`). The command line (cli.py) reads only these tables to
-list the commands; it imports a command's module when the command runs or
-shows its --help. That module defines `run(**options)`, and
-`add_arguments(parser)` when the command takes options: each option's `dest`
-is a parameter of `run`.
+A command's module defines `run(**options)`, and `add_arguments(parser)` when the command
+takes options (each option's `dest` is a parameter of `run`). The command line imports it
+only when the command runs or shows its --help: listing the commands stays instant.
 """
 
 from __future__ import annotations

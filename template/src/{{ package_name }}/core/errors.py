@@ -2,8 +2,5 @@
 
 
 class PipelineError(Exception):
-    """A problem the user can fix: bad data, bad params, a missing file.
-
-    The command line prints `error: <message>` and exits with code 1, without a
-    traceback, so the message must say what is wrong and how to fix it.
-    """
+    """A problem the user can fix (bad data or settings, a missing file): the command line
+    prints `error: <message>` and exits with 1, no traceback, so the message says the fix."""

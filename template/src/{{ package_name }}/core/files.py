@@ -1,8 +1,7 @@
 """Small file helpers: friendly CSV reading and atomic writes.
 
-An atomic write goes to a temporary file in the target folder, then replaces
-the target in one step: a crash or an error never leaves a half-written file
-that DVC or the next stage would take for a good one.
+An atomic write replaces the target in one step: a crash never leaves a
+half-written file that DVC or the next stage would take for a good one.
 """
 
 from __future__ import annotations
@@ -23,11 +22,8 @@ if TYPE_CHECKING:
 
 def md5_of(path: Path) -> str:
     """md5 of the file's bytes: the hash DVC 3 records for a file."""
-    digest = hashlib.md5()
     with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "md5").hexdigest()
 
 
 def require_file(path: Path, hint: str) -> None:
@@ -53,25 +49,20 @@ def read_csv(path: Path, hint: str) -> pd.DataFrame:
     return frame
 
 
-def _default_file_mode() -> int:
-    """The mode a new file gets from the umask (mkstemp alone would give 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Call write(temporary_path), then move the result to path in one step."""
+    """Call write(temporary_path) in path's folder, then move the result to path in one step."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
-    temporary_path = Path(temporary)
+    temporary = Path(name)
     try:
-        write(temporary_path)
-        os.chmod(temporary_path, _default_file_mode())
-        os.replace(temporary_path, path)
+        write(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        temporary.chmod(0o666 & ~umask)  # the mode of a new file, not mkstemp's 0600
+        os.replace(temporary, path)
     finally:
-        temporary_path.unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -79,7 +70,7 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:

@@ -73,9 +73,7 @@ class Params(Settings):
     tracking: Tracking = Tracking()
 
 
-def load_params(path: Path) -> Params:
-    """Read params.yaml: features, split, model and tracking sections."""
-    return Params.load(path)
+load_params = Params.load  # load_params(Path("params.yaml"))
 
 
 def check_target(params: Params, canvas: Canvas, params_path: Path, canvas_path: Path) -> None:

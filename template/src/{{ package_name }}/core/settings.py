@@ -1,10 +1,8 @@
 """Settings files as pydantic models, read and explained in one line.
 
-Each YAML file the project reads (params.yaml, canvas.yaml, and the files later
-levels add whole) is one `Settings` model whose fields hold the defaults. `load`
-reads the file, applies the environment variables a deployment sets, and turns
-the first problem into a PipelineError naming the file and the key, such as
-"params.yaml: `split.seed` must be a whole number (got 'x')."
+Each YAML file the project reads is one `Settings` model whose fields hold the
+defaults. `load` turns a problem into a PipelineError naming the file and the
+key, such as "params.yaml: `split.seed` must be a whole number (got 'x')."
 """
 
 from __future__ import annotations
@@ -40,7 +38,6 @@ PROBLEMS = {
     "list_type": "must be a list",
     "dict_type": "must be a mapping",
     "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping",
     "literal_error": "must be one of {expected}",
     "greater_than": "must be above {gt:g}",
     "greater_than_equal": "must be at least {ge:g}",
@@ -121,22 +118,29 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def explain(error: ValidationError, source: Path | str, variables: Mapping[str, str]) -> str:
-    """The first problem as "<source>: `<dotted.key>` <problem> (got <value>)."."""
-    first = error.errors(include_url=False)[0]
-    loc = [str(part) for part in first["loc"]]
-    context = first.get("ctx") or {}
+    """The first unknown key (often the typo of a missing one), then the first other problem."""
+    errors = error.errors(include_url=False)
+    unknown = [each for each in errors if each["type"] == "extra_forbidden"]
+    others = [each for each in errors if each["type"] != "extra_forbidden"]
+    return f"{source}: {'; '.join(describe(each, variables) for each in unknown[:1] + others[:1])}."
+
+
+def describe(error: Mapping[str, Any], variables: Mapping[str, str]) -> str:
+    """One problem as "`<dotted.key>` <problem> (got <value>)"."""
+    loc = [str(part) for part in error["loc"]]
+    context = error.get("ctx") or {}
     cause = context.get("error")
     if isinstance(cause, ValueError):
         loc += [cause.key] if isinstance(cause, Problem) and cause.key else []
         problem = str(cause)
-    elif first["type"] in PROBLEMS:
+    elif error["type"] in PROBLEMS:
         values = {**context, "expected": str(context.get("expected", "")).replace("'", "")}
-        problem = PROBLEMS[first["type"]].format(**values)
-        if first["type"] not in ("missing", "extra_forbidden"):
-            problem += f" (got {first['input']!r})"
+        problem = PROBLEMS[error["type"]].format(**values)
+        if error["type"] not in ("missing", "extra_forbidden"):
+            problem += f" (got {error['input']!r})"
     else:
-        problem = f"{first['msg'][:1].lower()}{first['msg'][1:]} (got {first['input']!r})"
+        problem = f"{error['msg'][:1].lower()}{error['msg'][1:]} (got {error['input']!r})"
     key = ".".join(loc)
     if key in variables:
         problem += f" (set by the {variables[key]} environment variable)"
-    return f"{source}: `{key}` {problem}."
+    return f"`{key}` {problem}"
