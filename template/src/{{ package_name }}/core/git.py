@@ -18,36 +18,28 @@ TARGET_BRANCH_VARIABLES = (
 )
 
 
-def git(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str] | None:
-    """Run git; None when git cannot run at all."""
+def git(*args: str, timeout: float = 30) -> str | None:
+    """git's output, stripped; None when git fails or cannot run at all."""
     try:
-        return subprocess.run(
+        result = subprocess.run(
             ["git", *args], capture_output=True, text=True, timeout=timeout, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def _output(*args: str) -> str | None:
-    """git's output, None when it fails or says nothing."""
-    result = git(*args)
-    if result is None or result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def commit() -> str:
-    return _output("rev-parse", "HEAD") or NO_COMMIT
+    return git("rev-parse", "HEAD") or NO_COMMIT
 
 
 def has_local_changes() -> bool:
     """True when tracked files differ from the commit (or there is no commit)."""
-    result = git("status", "--porcelain", "--untracked-files=no")
-    return commit() == NO_COMMIT or not result or result.returncode != 0 or bool(result.stdout)
+    return commit() == NO_COMMIT or git("status", "--porcelain", "--untracked-files=no") != ""
 
 
 def resolves(ref: str) -> bool:
-    return _output("rev-parse", "--verify", "--quiet", ref + "^{commit}") is not None
+    return bool(git("rev-parse", "--verify", "--quiet", ref + "^{commit}"))
 
 
 def comparison_base(environ: Mapping[str, str] = os.environ) -> str:
@@ -56,8 +48,8 @@ def comparison_base(environ: Mapping[str, str] = os.environ) -> str:
     for variable in TARGET_BRANCH_VARIABLES:
         if environ.get(variable, "").strip():
             return f"origin/{environ[variable].strip()}"
-    current = _output("branch", "--show-current")
-    candidates = [_output("symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD")]
+    current = git("branch", "--show-current")
+    candidates = [git("symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD")]
     candidates += ["origin/main", "main", "origin/master", "master"]
     candidates += [f"origin/{current}", current] if current else []
     return next((ref for ref in candidates if ref and resolves(ref)), current or "main")
@@ -68,5 +60,5 @@ def fetch(remote_ref: str) -> bool:
     remote, _, branch = remote_ref.partition("/")
     if remote != "origin" or not branch:
         return False
-    result = git("fetch", "-q", "origin", f"+{branch}:refs/remotes/origin/{branch}", timeout=120)
-    return result is not None and result.returncode == 0 and resolves(remote_ref)
+    fetched = git("fetch", "-q", "origin", f"+{branch}:refs/remotes/origin/{branch}", timeout=120)
+    return fetched is not None and resolves(remote_ref)
