@@ -71,13 +71,12 @@ def run(
     params = load_params(params_path)
     goal = load_canvas(canvas_path).success_metric
     uri, experiment = params.tracking.effective_uri, params.tracking.experiment
-    missing = record.missing_store(uri)
-    if missing:
-        print(f"No tracked runs yet: {missing} does not exist. Run `uv run poe pipeline` first.")
-        return []
     rows = rank_runs(uri, experiment, goal.name, goal.higher_is_better, limit)
     if not rows:
-        print(f"No finished run with metric {goal.name} in experiment '{experiment}' of {uri} yet.")
+        print(
+            f"No tracked runs yet with {goal.name} in experiment '{experiment}' of {uri}: "
+            "`uv run poe pipeline` records them."
+        )
         return []
     order = "highest" if goal.higher_is_better else "lowest"
     print(
