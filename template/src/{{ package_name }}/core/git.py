@@ -1,8 +1,5 @@
-"""What git says about the working tree: commit, local changes, default branch.
-
-Every call is safe outside a git repository or without git installed: it
-returns a value that says so instead of failing.
-"""
+"""What git says about the working tree. Every call is safe outside a git
+repository or without git: it returns a value that says so instead of failing."""
 
 from __future__ import annotations
 
@@ -21,60 +18,41 @@ TARGET_BRANCH_VARIABLES = (
 )
 
 
-def git(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str] | None:
-    """Run git; None when git cannot run at all."""
+def git(*args: str, timeout: float = 30) -> str | None:
+    """git's output, stripped; None when git fails or cannot run at all."""
     try:
-        return subprocess.run(
+        result = subprocess.run(
             ["git", *args], capture_output=True, text=True, timeout=timeout, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def _output(*args: str) -> str | None:
-    result = git(*args)
-    if result is None or result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def commit() -> str:
-    """The commit checked out, or NO_COMMIT."""
-    return _output("rev-parse", "HEAD") or NO_COMMIT
+    return git("rev-parse", "HEAD") or NO_COMMIT
 
 
 def has_local_changes() -> bool:
     """True when tracked files differ from the commit (or there is no commit)."""
-    if commit() == NO_COMMIT:
-        return True
-    result = git("status", "--porcelain", "--untracked-files=no")
-    return result is None or result.returncode != 0 or bool(result.stdout.strip())
+    return commit() == NO_COMMIT or git("status", "--porcelain", "--untracked-files=no") != ""
 
 
 def resolves(ref: str) -> bool:
-    """True when git knows the ref as a commit."""
-    return _output("rev-parse", "--verify", "--quiet", ref + "^{commit}") is not None
-
-
-def default_branch() -> str | None:
-    """The repository's default branch: origin's HEAD, else main or master, else the current one."""
-    remote_head = _output("symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD")
-    if remote_head:
-        return remote_head.removeprefix("origin/")
-    for branch in ("main", "master"):
-        if resolves(f"origin/{branch}") or resolves(branch):
-            return branch
-    return _output("branch", "--show-current")
+    return bool(git("rev-parse", "--verify", "--quiet", ref + "^{commit}"))
 
 
 def comparison_base(environ: Mapping[str, str] = os.environ) -> str:
-    """The ref a change is compared with: the CI's target branch, else the default branch."""
+    """The CI's target branch, else the default branch whatever its name: origin's HEAD,
+    else main or master, else the current branch (preferring origin's copy of each)."""
     for variable in TARGET_BRANCH_VARIABLES:
-        branch = environ.get(variable, "").strip()
-        if branch:
-            return f"origin/{branch}"
-    branch = default_branch() or "main"
-    return f"origin/{branch}" if resolves(f"origin/{branch}") else branch
+        if environ.get(variable, "").strip():
+            return f"origin/{environ[variable].strip()}"
+    current = git("branch", "--show-current")
+    candidates = [git("symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD")]
+    candidates += ["origin/main", "main", "origin/master", "master"]
+    candidates += [f"origin/{current}", current] if current else []
+    return next((ref for ref in candidates if ref and resolves(ref)), current or "main")
 
 
 def fetch(remote_ref: str) -> bool:
@@ -82,7 +60,5 @@ def fetch(remote_ref: str) -> bool:
     remote, _, branch = remote_ref.partition("/")
     if remote != "origin" or not branch:
         return False
-    result = git(
-        "fetch", "--quiet", "origin", f"+{branch}:refs/remotes/origin/{branch}", timeout=120
-    )
-    return result is not None and result.returncode == 0 and resolves(remote_ref)
+    fetched = git("fetch", "-q", "origin", f"+{branch}:refs/remotes/origin/{branch}", timeout=120)
+    return fetched is not None and resolves(remote_ref)

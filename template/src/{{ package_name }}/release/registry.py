@@ -80,8 +80,8 @@ def who() -> str:
         if os.environ.get(variable):
             return os.environ[variable]
     configured = git.git("config", "user.name")
-    if configured is not None and configured.returncode == 0 and configured.stdout.strip():
-        return configured.stdout.strip()
+    if configured:
+        return configured
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -1,14 +1,6 @@
-"""Command `report`: what this change does to the metrics and params, in markdown.
-
-Runs `dvc metrics diff <base> --md` and `dvc params diff <base> --md`, adds the
-canvas goal's pass/fail line and the current metrics, writes the result to
-reports/ci-report.md, and appends it to $GITHUB_STEP_SUMMARY when set (the
-page of a GitHub Actions run). The base is the CI's target branch, else the
-repository's default branch, whatever its name (core/git.py); in CI a missing
-`origin/<branch>` is fetched first (GitLab branch pipelines fetch only their
-own branch). A base that still cannot be found (a first commit, no remote) is
-said in the report; it never fails the command.
-"""
+"""Command `report`: what this change does to the metrics and params, in markdown
+(docs/experiments.md). A base that cannot be found is said in the report: it never
+fails the command, as a first commit or a clone without remote has none."""
 
 from __future__ import annotations
 
@@ -25,62 +17,38 @@ from ..core.canvas import METRIC_NAMES, SuccessMetric, load_canvas
 from ..core.errors import PipelineError
 
 
-def dvc_diff(kind: str, base: str) -> tuple[bool, str]:
-    """Run `dvc <kind> diff <base> --md`; return (succeeded, markdown or error line)."""
+def dvc_diff(kind: str, base: str) -> str:
+    """`dvc <kind> diff <base> --md` as a report section; a failure is said in it."""
     command = [sys.executable, "-m", "dvc", kind, "diff", base, "--md"]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     except (OSError, subprocess.SubprocessError) as error:
-        return False, f"could not run dvc: {error}"
-    if result.returncode != 0:
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
-        return False, lines[-1] if lines else f"dvc exited with code {result.returncode}"
-    table = result.stdout.strip()
-    # With nothing changed, dvc prints an empty table: a header and its separator line.
-    rows = [line for line in table.splitlines() if line.startswith("|")]
-    return True, table if len(rows) > 2 else ""
-
-
-def _section(title: str, base: str, outcome: tuple[bool, str], nothing: str) -> list[str]:
-    succeeded, text = outcome
-    lines = [f"### {title} compared with `{base}`", ""]
-    if not succeeded:
-        lines.append(f"Not compared: {text}")
+        text = f"Not compared: could not run dvc: {error}"
     else:
-        lines.append(text or nothing)
-    return [*lines, ""]
+        errors = [line for line in result.stderr.splitlines() if line.strip()]
+        # With nothing changed, dvc prints an empty table: a header and its separator line.
+        rows = [line for line in result.stdout.splitlines() if line.startswith("|")]
+        if result.returncode != 0:
+            text = f"Not compared: {errors[-1] if errors else f'dvc exited {result.returncode}'}"
+        elif len(rows) > 2:
+            text = result.stdout.strip()
+        else:
+            text = f"No {'metric' if kind == 'metrics' else 'parameter'} changed."
+    return f"### {kind.capitalize()} compared with `{base}`\n\n{text}\n"
 
 
-def build_report(
-    metrics: dict[str, Any],
-    goal: SuccessMetric,
-    base: str,
-    base_found: bool,
-    metrics_diff: tuple[bool, str],
-    params_diff: tuple[bool, str],
-) -> str:
-    """Assemble the markdown report (pure function: easy to test)."""
-    lines = ["## Pipeline report", ""]
+def build_report(metrics: dict[str, Any], goal: SuccessMetric, comparison: str) -> str:
+    """The canvas verdict, the comparison with the base, the current metrics."""
     if goal.name in metrics:
-        mark = "PASS" if goal.is_met(float(metrics[goal.name])) else "BELOW GOAL"
-        lines.append(f"**Canvas goal: {mark}.** {goal.verdict(float(metrics[goal.name]))}.")
+        value = float(metrics[goal.name])
+        verdict = f"{'PASS' if goal.is_met(value) else 'BELOW GOAL'}.** {goal.verdict(value)}."
     else:
-        lines.append(f"**Canvas goal: unknown.** reports/metrics.json has no `{goal.name}`.")
-    lines.append("")
-    if base_found:
-        lines += _section("Metrics", base, metrics_diff, "No metric changed.")
-        lines += _section("Params", base, params_diff, "No parameter changed.")
-    else:
-        lines += [
-            f"Base `{base}` not found (a first commit, a shallow clone, or no such branch "
-            f"yet): nothing to compare with. Fetch it (`git fetch origin <branch>`) or pass "
-            f"`--base <ref>`.",
-            "",
-        ]
+        verdict = f"unknown.** reports/metrics.json has no `{goal.name}`."
+    lines = ["## Pipeline report", "", f"**Canvas goal: {verdict}", "", comparison]
     lines += ["### Current metrics", "", "| metric | value |", "|---|---|"]
-    for name in METRIC_NAMES:
-        if name in metrics:
-            lines.append(f"| {name} | {float(metrics[name]):.4f} |")
+    lines += [
+        f"| {name} | {float(metrics[name]):.4f} |" for name in METRIC_NAMES if name in metrics
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -97,10 +65,16 @@ def run(
     except json.JSONDecodeError as error:
         raise PipelineError(f"{metrics_path} is not valid JSON: {error}") from None
     base = base or git.comparison_base()
-    base_found = git.resolves(base) or (bool(os.environ.get("CI")) and git.fetch(base))
-    metrics_diff = dvc_diff("metrics", base) if base_found else (False, "")
-    params_diff = dvc_diff("params", base) if base_found else (False, "")
-    text = build_report(metrics, canvas.success_metric, base, base_found, metrics_diff, params_diff)
+    # GitLab branch pipelines fetch only their own branch: in CI, fetch the base.
+    if git.resolves(base) or (os.environ.get("CI") and git.fetch(base)):
+        comparison = dvc_diff("metrics", base) + "\n" + dvc_diff("params", base)
+    else:
+        comparison = (
+            f"Base `{base}` not found (a first commit, a shallow clone, or no such branch "
+            "yet): nothing to compare with. Fetch it (`git fetch origin <branch>`) or pass "
+            "`--base <ref>`.\n"
+        )
+    text = build_report(metrics, canvas.success_metric, comparison)
     files.write_text(out_path, text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
