@@ -10,6 +10,7 @@ from typing import Any
 
 from ..core import paths
 from ..core.canvas import load_canvas
+from ..core.commands import positive_int
 from ..core.params import load_params
 from . import record
 
@@ -98,4 +99,4 @@ def run(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=10, help="runs shown (default 10)")
+    parser.add_argument("--limit", type=positive_int, default=10, help="runs shown (default 10)")
