@@ -1,8 +1,7 @@
 """Stage `metadata`: describe the data set in reports/metadata.json.
 
-Counts, types, missing values and the target's distribution, plus the md5 of
-the raw file: the same hash DVC 3 records for data/raw/dataset.csv, so a
-metadata report, a DVC data version and an MLflow run can be matched.
+With the md5 of the raw file: the hash DVC 3 records for data/raw/dataset.csv, so a metadata
+report, a DVC data version and an MLflow run can be matched.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
-"""Stage `preprocess`: keep the chosen features and split train/test.
+"""Stage `preprocess`: keep the features params.yaml names and split train/test.
 
-params.yaml's `features` names the columns to keep; `split` sets the test
-fraction and the seed. The split is by row identity: a row is a test row when
-the hash of its values (every column but the target) salted with the seed
-falls in the first `test_size` of the hash range. A row's side thus depends on
-the row alone: equal rows are on the same side, and added rows (new data,
-feedback) move none, so a model's test rows never train a later one and the
-gate compares models on rows neither learnt from (docs/experiments.md). Each
-class keeps about its share on both sides; every class must appear on both.
-A test pins the split: a change here would move the rows of every project.
+The split is by row identity (docs/experiments.md): a row's side depends on its values and the
+seed alone, so rows added later move none and a model's test rows never train a later one. A
+test pins the split: a change here would move the test rows of every project that updates.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Stage `validate`: check the data against canvas.yaml's data contract.
 
-Any broken rule stops the pipeline with one line per rule naming the column, the
-rule and a few offending rows (by their line in the CSV file, the header being
-line 1). reports/validation.json is written only when the data passes: the
-preprocess stage depends on it, so invalid data never reaches training.
+A broken rule stops the pipeline, naming the column, the rule and a few offending rows by
+their CSV line (the header is line 1). reports/validation.json is written only when the data
+passes: preprocess depends on it, so invalid data never reaches training.
 """
 
 from __future__ import annotations
