@@ -1,15 +1,15 @@
 """Stage `train`: build the model that params.yaml describes and fit it.
 
-`model.architecture` picks an estimator in ARCHITECTURES; `model.hyperparameters.<architecture>`
+`model.architecture` picks a builder in ARCHITECTURES; `model.hyperparameters.<architecture>`
 holds its settings (unset ones keep scikit-learn's defaults). The model is one scikit-learn
 Pipeline (imputation, scaling or one-hot encoding, then the estimator), so models/model.joblib
-holds all a prediction needs. When you change an architecture's code, bump
+holds all a prediction needs. When you change what a builder does, bump
 `model.architecture_version` in params.yaml: runs of different code then stay apart.
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +18,11 @@ from ..core.errors import PipelineError
 from ..core.params import Features, Params, load_params
 
 if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
     from sklearn.pipeline import Pipeline
 
 
-def _preprocessor(features: Features, *, scale: bool, dense: bool) -> Any:
-    """Imputation, then scaling of numbers (if `scale`) and one-hot encoding of categories."""
+def _preprocessor(features: Features, *, scale: bool, dense: bool = False) -> Any:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
@@ -39,12 +39,29 @@ def _preprocessor(features: Features, *, scale: bool, dense: bool) -> Any:
     return ColumnTransformer(parts)
 
 
-# architecture -> (its scikit-learn estimator, scale the numeric columns, dense one-hot columns).
-# An estimator of another package (or yours) is added the same way, by its import path.
-ARCHITECTURES = {
-    "logistic_regression": ("sklearn.linear_model.LogisticRegression", True, False),
-    "random_forest": ("sklearn.ensemble.RandomForestClassifier", False, False),
-    "gradient_boosting": ("sklearn.ensemble.HistGradientBoostingClassifier", False, True),
+def _logistic_regression(features: Features) -> tuple[Any, type[BaseEstimator]]:
+    from sklearn.linear_model import LogisticRegression
+
+    return _preprocessor(features, scale=True), LogisticRegression
+
+
+def _random_forest(features: Features) -> tuple[Any, type[BaseEstimator]]:
+    from sklearn.ensemble import RandomForestClassifier
+
+    return _preprocessor(features, scale=False), RandomForestClassifier
+
+
+def _gradient_boosting(features: Features) -> tuple[Any, type[BaseEstimator]]:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return _preprocessor(features, scale=False, dense=True), HistGradientBoostingClassifier
+
+
+# architecture name -> builder returning (preprocessing step, estimator class)
+ARCHITECTURES: dict[str, Callable[[Features], tuple[Any, type[BaseEstimator]]]] = {
+    "logistic_regression": _logistic_regression,
+    "random_forest": _random_forest,
+    "gradient_boosting": _gradient_boosting,
 }
 
 
@@ -58,9 +75,7 @@ def build_model(params: Params, params_path: Path = paths.PARAMS) -> Pipeline:
             f"{params_path}: `model.architecture` is '{architecture}', not a known architecture; "
             f"valid: {', '.join(ARCHITECTURES)} (add one in train.py)."
         )
-    class_path, scale, dense = ARCHITECTURES[architecture]
-    module, name = class_path.rsplit(".", 1)
-    estimator_class = getattr(importlib.import_module(module), name)
+    preprocessor, estimator_class = ARCHITECTURES[architecture](params.features)
     hyperparameters = params.model.selected_hyperparameters
     valid = estimator_class().get_params()
     unknown = sorted(set(hyperparameters) - set(valid))
@@ -73,7 +88,6 @@ def build_model(params: Params, params_path: Path = paths.PARAMS) -> Pipeline:
     if "random_state" in valid and "random_state" not in hyperparameters:
         hyperparameters["random_state"] = params.split.seed
     estimator = estimator_class(**hyperparameters)
-    preprocessor = _preprocessor(params.features, scale=scale, dense=dense)
     return Pipeline([("preprocess", preprocessor), ("model", estimator)])
 
 
