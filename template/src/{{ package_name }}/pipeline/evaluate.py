@@ -1,9 +1,9 @@
 """Stage `evaluate`: score the model on the test split and record the run.
 
-Writes reports/metrics.json (the metrics, and the canvas goal with pass/fail) and the
-data of two `dvc plots`: reports/plots/roc.csv and reports/plots/confusion.csv (one line
-per test row). A model below the canvas threshold is reported, not refused: every
-experiment is recorded and can be compared.
+Writes reports/metrics.json (the metrics, the canvas goal and whether it is met) and the data
+of two `dvc plots`: reports/plots/roc.csv (fpr, tpr) and reports/plots/confusion.csv (actual,
+predicted: one line per test row). A model below the canvas threshold is reported, not
+refused: every experiment is recorded and can be compared.
 """
 
 from __future__ import annotations

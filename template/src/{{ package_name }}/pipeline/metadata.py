@@ -1,7 +1,8 @@
 """Stage `metadata`: describe the data set in reports/metadata.json.
 
-With the md5 of the raw file: the hash DVC 3 records for data/raw/dataset.csv, so a metadata
-report, a DVC data version and an MLflow run can be matched.
+Counts, types, missing values and the target's distribution, plus the md5 of
+the raw file: the same hash DVC 3 records for data/raw/dataset.csv, so a
+metadata report, a DVC data version and an MLflow run can be matched.
 """
 
 from __future__ import annotations

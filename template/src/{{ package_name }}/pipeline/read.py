@@ -1,8 +1,9 @@
 """Stage `read`: bring the raw data into the pipeline.
 
-The ingestion point to adapt to your source (a database query, an export, several files): it
-writes one CSV file, one row per example, to data/interim/dataset.csv. The sample reads
-data/raw/dataset.csv as is, apart from trimming stray spaces around column names.
+This is the ingestion point to adapt to your source (a database query, an
+export, several files): whatever it reads, it writes one CSV file with one row
+per example to data/interim/dataset.csv. The sample reads data/raw/dataset.csv
+as is, apart from trimming stray spaces around column names.
 """
 
 from __future__ import annotations
