@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def columns_to_keep(frame: pd.DataFrame, features: Features, params_path: Path) -> list[str]:
-    """The features and the target, in params order; a name not in the data is an error."""
+def select_columns(frame: pd.DataFrame, features: Features, params_path: Path) -> pd.DataFrame:
+    """Keep the features and the target, in params order; unknown names are an error."""
     available = [str(column) for column in frame.columns]
     for key, names in (
         ("features.numeric", features.numeric),
@@ -36,7 +36,7 @@ def columns_to_keep(frame: pd.DataFrame, features: Features, params_path: Path) 
                 f"{params_path}: `{key}` names {listed}, not a column of the data; "
                 f"valid columns: {', '.join(available)}."
             )
-    return [*features.columns, features.target]
+    return frame[[*features.columns, features.target]]
 
 
 def _text(value: Any) -> str:
@@ -108,9 +108,10 @@ def run(
     params = load_params(params_path)
     check_target(params, load_canvas(canvas_path), params_path, canvas_path)
     frame = files.read_csv(data_path, paths.READ_STAGE_HINT)
-    columns = columns_to_keep(frame, params.features, params_path)  # checked before the split
+    select_columns(frame, params.features, params_path)  # names checked before the split
     # Split the rows as read: the gate (release/gate.py) splits the same frame.
-    train, test = (rows[columns] for rows in split(frame, params.features.target, params.split))
+    parts = split(frame, params.features.target, params.split)
+    train, test = (select_columns(rows, params.features, params_path) for rows in parts)
     files.write_csv(train_path, train)
     files.write_csv(test_path, test)
     print(
