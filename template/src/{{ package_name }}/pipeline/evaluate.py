@@ -1,14 +1,9 @@
 """Stage `evaluate`: score the model on the test split and record the run.
 
-Writes reports/metrics.json (the metrics, and the canvas goal with pass/fail),
-and the data of two `dvc plots`: reports/plots/roc.csv (fpr, tpr) and
-reports/plots/confusion.csv (actual, predicted, one line per test row).
-
-A model below the canvas threshold is reported, not refused: the stage still
-succeeds, so every experiment is recorded and can be compared. The run is
-tracked in MLflow (see tracking/record.py) unless params.yaml sets
-`tracking.enabled: false`, before any file is written: a stage that fails
-leaves the previous results as they were.
+Writes reports/metrics.json (the metrics, the canvas goal and whether it is met) and the data
+of two `dvc plots`: reports/plots/roc.csv (fpr, tpr) and reports/plots/confusion.csv (actual,
+predicted: one line per test row). A model below the canvas threshold is reported, not
+refused: every experiment is recorded and can be compared.
 """
 
 from __future__ import annotations
@@ -26,20 +21,14 @@ PIPELINE_HINT = "run the earlier stages first (`uv run poe pipeline`)"
 
 def compute_metrics(actual: Any, scores: Any, predicted: Any) -> dict[str, float]:
     """The five metrics a canvas can name, rounded to 6 decimals for stable diffs."""
-    from sklearn.metrics import (
-        accuracy_score,
-        f1_score,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
+    from sklearn import metrics
 
     values = {
-        "roc_auc": roc_auc_score(actual, scores),
-        "accuracy": accuracy_score(actual, predicted),
-        "f1": f1_score(actual, predicted, zero_division=0),
-        "precision": precision_score(actual, predicted, zero_division=0),
-        "recall": recall_score(actual, predicted, zero_division=0),
+        "roc_auc": metrics.roc_auc_score(actual, scores),
+        "accuracy": metrics.accuracy_score(actual, predicted),
+        "f1": metrics.f1_score(actual, predicted, zero_division=0),
+        "precision": metrics.precision_score(actual, predicted, zero_division=0),
+        "recall": metrics.recall_score(actual, predicted, zero_division=0),
     }
     return {name: round(float(value), 6) for name, value in values.items()}
 
@@ -104,23 +93,15 @@ def run(
     model = joblib.load(model_path)
     result = evaluate(model, test, params.features)
 
-    metrics = result["metrics"]
-    goal = canvas.success_metric
+    metrics, goal = result["metrics"], canvas.success_metric
     value = metrics[goal.name]
-    report = {
-        **metrics,
-        "test_rows": len(test),
-        "canvas_goal": {
-            "metric": goal.name,
-            "threshold": goal.threshold,
-            "met": goal.is_met(value),
-        },
-    }
-    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    verdict = {"metric": goal.name, "threshold": goal.threshold, "met": goal.is_met(value)}
+    report = {**metrics, "test_rows": len(test), "canvas_goal": verdict}
+    shown = ", ".join(f"{name} {number:.4f}" for name, number in metrics.items())
     print(f"evaluate: {shown} on {len(test)} test rows")
     print(f"evaluate: {goal.verdict(value)}")
-    # Track first: if recording fails, the stage fails without having written
-    # anything, so DVC never takes half a result for a finished one.
+    # Track (in MLflow, tracking/record.py) before writing: if recording fails, the stage
+    # fails having written nothing, so DVC never takes half a result for a finished one.
     if params.tracking.enabled:
         track(params, canvas, report, model_path, raw_path)
     else:

@@ -1,24 +1,13 @@
-"""Stage `preprocess`: keep the chosen features and split train/test.
+"""Stage `preprocess`: keep the features params.yaml names and split train/test.
 
-params.yaml's `features` names the numeric and categorical columns to keep and
-the target; `split` sets the test fraction and the seed.
-
-The split is by row identity: a row is a test row when the hash of its
-values (every column of the data but the target) salted with `split.seed`
-falls in the first `test_size` of the hash range. So a row's side depends on
-the row alone: rows with the same values are always on the same side (a
-duplicate never puts a test row into training), and adding rows (feedback,
-a new data version) moves none, so the rows a model was evaluated on never
-become training rows of the next one, and the gate compares a new model with
-the champion on rows neither learnt from. Each class keeps about its share
-on both sides (as in a random split, not exactly); every class must appear
-on both.
+The split is by row identity (docs/experiments.md): a row's side depends on its values and the
+seed alone, so rows added later move none and a model's test rows never train a later one. A
+test pins the split: a change here would move the test rows of every project that updates.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import numbers
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,10 +39,10 @@ def select_columns(frame: pd.DataFrame, features: Features, params_path: Path) -
     return frame[[*features.columns, features.target]]
 
 
-def value_text(value: Any) -> str:
+def _text(value: Any) -> str:
     """A value as a row's identity names it: missing as "", any number as a float (1 and
     1.0 alike: a column of whole numbers reads as floats once it has a missing value)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN
         return ""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         try:
@@ -63,47 +52,39 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
-def column_texts(values: pd.Series) -> list[str]:
-    """value_text of each value of a column; a column of numbers as floats at once."""
+def row_identities(frame: pd.DataFrame) -> list[str]:
+    """One text per row: its values' texts, column by column."""
     import numpy as np
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
-    if is_numeric_dtype(values) and not is_bool_dtype(values):
-        floats = values.to_numpy(dtype="float64", na_value=np.nan).tolist()
-        return ["" if number != number else repr(number) for number in floats]  # NaN: missing
-    return [value_text(value) for value in values.tolist()]
-
-
-def row_identities(frame: pd.DataFrame) -> list[str]:
-    """One text per row: its values, column by column."""
     if frame.columns.empty:
         return [""] * len(frame)
-    columns = [column_texts(frame[column]) for column in frame.columns]
+    columns = []
+    for _, values in frame.items():
+        if is_numeric_dtype(values) and not is_bool_dtype(values):  # as floats, at once
+            floats = values.to_numpy(dtype="float64", na_value=np.nan).tolist()
+            columns.append(["" if number != number else repr(number) for number in floats])
+        else:
+            columns.append([_text(value) for value in values.tolist()])
     return ["\x1f".join(values) for values in zip(*columns, strict=True)]
-
-
-def in_test_split(frame: pd.DataFrame, target: str, settings: Split) -> Any:
-    """True for the test rows: the seeded hash of the row's identity, as a fraction of its
-    range, is below test_size."""
-    import numpy as np
-
-    salt = f"{settings.seed}\x1e".encode()
-    fractions = [
-        int.from_bytes(hashlib.blake2b(salt + text.encode(), digest_size=8).digest()) / 2**64
-        for text in row_identities(frame.drop(columns=[target]))
-    ]
-    return np.asarray(fractions, dtype=float) < settings.test_size
 
 
 def split(frame: pd.DataFrame, target: str, settings: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and test rows, each row's side decided by its identity (see the module's text)."""
+    import numpy as np
+
     labels = frame[target]
     if labels.isna().any():
         raise PipelineError(f"the target column '{target}' has missing values: fix the data.")
     counts = labels.value_counts()
     if len(counts) < 2:
         raise PipelineError(f"the target column '{target}' has a single class: nothing to learn.")
-    in_test = in_test_split(frame, target, settings)
+    salt = f"{settings.seed}\x1e".encode()
+    hashes = [
+        hashlib.blake2b(salt + text.encode(), digest_size=8).digest()
+        for text in row_identities(frame.drop(columns=[target]))
+    ]
+    in_test = np.array([int.from_bytes(h) / 2**64 < settings.test_size for h in hashes], bool)
     train, test = frame[~in_test], frame[in_test]
     for name, part in (("train", train), ("test", test)):
         missing = [value for value in counts.index if value not in set(part[target])]
@@ -125,14 +106,12 @@ def run(
     test_path: Path = paths.TEST_DATA,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     params = load_params(params_path)
-    canvas = load_canvas(canvas_path)
-    check_target(params, canvas, params_path, canvas_path)
+    check_target(params, load_canvas(canvas_path), params_path, canvas_path)
     frame = files.read_csv(data_path, paths.READ_STAGE_HINT)
     select_columns(frame, params.features, params_path)  # names checked before the split
     # Split the rows as read: the gate (release/gate.py) splits the same frame.
-    train_rows, test_rows = split(frame, params.features.target, params.split)
-    train = select_columns(train_rows, params.features, params_path)
-    test = select_columns(test_rows, params.features, params_path)
+    parts = split(frame, params.features.target, params.split)
+    train, test = (select_columns(rows, params.features, params_path) for rows in parts)
     files.write_csv(train_path, train)
     files.write_csv(test_path, test)
     print(

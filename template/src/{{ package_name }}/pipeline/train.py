@@ -1,13 +1,10 @@
 """Stage `train`: build the model that params.yaml describes and fit it.
 
-`model.architecture` picks a builder below; `model.hyperparameters.<architecture>`
-holds its settings (missing ones keep scikit-learn's defaults). Each builder
-returns one scikit-learn Pipeline (imputation, scaling or one-hot encoding, then
-the estimator), so models/model.joblib holds everything needed to predict.
-
-To add an architecture, write a builder and register it in ARCHITECTURES. When
-you change what a builder does, bump `model.architecture_version` in
-params.yaml: tracked runs record it, so results of different code stay apart.
+`model.architecture` picks a builder in ARCHITECTURES; `model.hyperparameters.<architecture>`
+holds its settings (unset ones keep scikit-learn's defaults). The model is one scikit-learn
+Pipeline (imputation, scaling or one-hot encoding, then the estimator), so models/model.joblib
+holds all a prediction needs. When you change what a builder does, bump
+`model.architecture_version` in params.yaml: runs of different code then stay apart.
 """
 
 from __future__ import annotations
@@ -122,7 +119,7 @@ def run(
     import joblib
 
     params = load_params(params_path)
-    build_model(params, params_path)  # fail on bad params before reading data
+    build_model(params, params_path)  # bad params fail before the data is read
     train = files.read_csv(train_path, "run the `preprocess` stage first (`uv run poe pipeline`)")
     model = fit(params, train, params_path)
     files.write_atomically(model_path, lambda target: joblib.dump(model, target))
