@@ -83,19 +83,21 @@ def run_files(client: Any, run_id: str, folder: Path) -> tuple[Path, ...]:
 
 
 def candidate_files(params: Params, model_path: Path, folder: Path) -> tuple[Path, ...]:
-    """The files of the model's tracked run; none when tracking is off or found no run."""
+    """The files logged with the model's tracked run; none when tracking is off or has no run."""
     from ..tracking import record
     from .register import run_of_model
 
     uri = params.tracking.effective_uri
     if not params.tracking.enabled or record.missing_store(uri):
         return ()
-    client = record.client(uri)
     try:
+        client = record.client(uri)
         run_id = run_of_model(client, params.tracking.experiment, files.md5_of(model_path))
-    except PipelineError:  # the model was trained with tracking off
+        return run_files(client, run_id, folder)
+    except Exception as error:  # no tracked run, or the store did not answer: the model alone
+        first = (str(error).strip() or repr(error)).splitlines()[0]
+        print(f"export: the folder goes without the files of a tracked run ({first})")
         return ()
-    return run_files(client, run_id, folder)
 
 
 def registry_model(version: str | None, params_path: Path, downloads: Path) -> Chosen:
