@@ -95,9 +95,16 @@ PACKAGE_FOLDERS = sorted(
 )
 
 
+def folder_files(folder: str) -> list[str]:
+    """The files a package folder's code reads or writes, such as Path("reports/gate.json")."""
+    modules = (filemap.TEMPLATE / "src" / "{{ package_name }}" / folder).rglob("*.py")
+    code = "".join(path.read_text(encoding="utf-8") for path in modules)
+    return sorted(set(re.findall(r'Path\("(\w[\w.-]*/[\w./-]+\.\w+)"\)', code)))
+
+
 def test_no_code_names_a_package_folder_its_level_lacks(case):
     """A level's code and tests import nothing of a higher level (by name, relatively, or
-    with a module path in a string such as importorskip's)."""
+    with a module path in a string such as importorskip's), nor name its files."""
     _, project = case
     if not (project / "src").is_dir():
         return  # level 1: a notebook, no package
@@ -105,13 +112,14 @@ def test_no_code_names_a_package_folder_its_level_lacks(case):
     for folder in [name for name in PACKAGE_FOLDERS if not (package / name).is_dir()]:
         names_it = re.compile(
             rf"\b{package.name}\.{folder}\b|from \.+{folder}\b|[\"'.]{folder}\.[a-z_]+\b"
+            + "".join(f"|{re.escape(name)}" for name in folder_files(folder))
         )
         for path in sorted(project.glob("**/*.py")):
             if ".venv" in path.parts:
                 continue
             text = path.read_text(encoding="utf-8")
             for match in names_it.finditer(text):
-                if not match.group().endswith((".yaml", ".yml", ".md")):
+                if not match.group().endswith((".yaml", ".yml", ".md")) or "/" in match.group():
                     line = text.count("\n", 0, match.start()) + 1
                     raise AssertionError(f"{path.relative_to(project)}:{line} names {folder}")
 

@@ -16,8 +16,6 @@ TRAIN_DATA = Path("data/processed/train.csv")
 TEST_DATA = Path("data/processed/test.csv")
 
 MODEL = Path("models/model.joblib")
-# Level 4's `profile` stage: what the training data looked like (monitoring/profile.py).
-REFERENCE_PROFILE = Path("models/reference-profile.json")
 
 REPORTS = Path("reports")
 METADATA_REPORT = REPORTS / "metadata.json"

@@ -2,8 +2,8 @@
 
 Reads data/processed/train.csv (the rows the model learnt from) and writes
 models/reference-profile.json, versioned with the model by DVC, logged with
-its run (`evaluate`, which runs after this stage) and copied into the model
-folder by `export`. Per feature (params.yaml's `features`):
+its run (`evaluate --with-model`, after this stage in dvc.yaml) and copied
+into the model folder by `export`. Per feature (params.yaml's `features`):
 
 - numbers: the inner edges of 10 quantile bins (the outer bins are open, so
   any served value falls in one) with the count and share of each bin, the
@@ -32,7 +32,7 @@ from .drift_stats import bin_counts, quantile_edges, shares_of
 if TYPE_CHECKING:
     import pandas as pd
 
-REFERENCE_PROFILE = paths.REFERENCE_PROFILE
+REFERENCE_PROFILE = Path("models/reference-profile.json")
 FORMAT = 1
 BINS = 10
 SAMPLE_ROWS = 5_000

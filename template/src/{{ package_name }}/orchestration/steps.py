@@ -28,6 +28,7 @@ from typing import Any
 
 from ..core import files, git
 from ..core.errors import PipelineError
+from ..tracking.record import WITH_MODEL
 from . import secrets
 
 REASON_LIMIT = 4000  # MLflow keeps tag values up to 8000 characters
@@ -186,7 +187,7 @@ def profiles_training_data() -> bool:
 
 def profile(run_context: str, train_data: str, raw: str, model: str, reference: str) -> None:
     """Level 4's `profile` stage on the training split, its profile logged with the model's
-    run as `evaluate` logs it after `dvc repro` (what `export` gives `drift` as reference).
+    run as `dvc repro` logs it (`evaluate --with-model`): `export` copies it, drift's reference.
 
     The pipeline runs it after `evaluate`, which records the run: a profile file
     the working directory may hold (the project's, in a local run) is replaced.
@@ -197,8 +198,8 @@ def profile(run_context: str, train_data: str, raw: str, model: str, reference: 
         out = Path(reference)
         stage.run(train_path=Path(train_data), raw_path=Path(raw), out=out)
         name = stage.REFERENCE_PROFILE.name
-        if log_with_model_run(model, out, folder="profile", name=name):
-            print(f"profile: logged with the run of {model} as profile/{name}")
+        if log_with_model_run(model, out, folder=WITH_MODEL, name=name):
+            print(f"profile: logged with the run of {model} as {WITH_MODEL}/{name}")
 
     step(run_context, work)
 

@@ -3,11 +3,14 @@
 Writes reports/metrics.json (the metrics, the canvas goal and whether it is met) and the data
 of two `dvc plots`: reports/plots/roc.csv (fpr, tpr) and reports/plots/confusion.csv (actual,
 predicted: one line per test row). A model below the canvas threshold is reported, not
-refused: every experiment is recorded and can be compared.
+refused: every experiment is recorded and can be compared, with the files `--with-model`
+names (they travel with the model: `export` copies them).
 """
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +64,17 @@ def evaluate(model: Any, test: Any, features: Features) -> dict[str, Any]:
 
 
 def track(
-    params: Params, canvas: Canvas, report: dict[str, Any], model_path: Path, raw_path: Path
+    params: Params,
+    canvas: Canvas,
+    report: dict[str, Any],
+    model_path: Path,
+    raw_path: Path,
+    with_model: Sequence[Path],
 ) -> None:
     from ..tracking import record
 
     data_md5 = files.md5_of(raw_path) if raw_path.is_file() else "missing"
-    run_id, new = record.log_run(params, canvas, report, model_path, data_md5)
+    run_id, new = record.log_run(params, canvas, report, model_path, data_md5, with_model)
     where = f"{params.tracking.effective_uri} (experiment '{params.tracking.experiment}')"
     if new:
         print(f"evaluate: run {run_id} tracked in {where}")
@@ -83,12 +91,14 @@ def run(
     metrics_path: Path = paths.METRICS,
     roc_path: Path = paths.ROC_PLOT,
     confusion_path: Path = paths.CONFUSION_PLOT,
+    with_model: Sequence[Path] = (),
 ) -> dict[str, Any]:
     import joblib
 
     params = load_params(params_path)
     canvas = load_canvas(canvas_path)
-    files.require_file(model_path, PIPELINE_HINT)
+    for path in [model_path, *with_model]:
+        files.require_file(path, PIPELINE_HINT)
     test = files.read_csv(test_path, PIPELINE_HINT)
     model = joblib.load(model_path)
     result = evaluate(model, test, params.features)
@@ -103,7 +113,7 @@ def run(
     # Track (in MLflow, tracking/record.py) before writing: if recording fails, the stage
     # fails having written nothing, so DVC never takes half a result for a finished one.
     if params.tracking.enabled:
-        track(params, canvas, report, model_path, raw_path)
+        track(params, canvas, report, model_path, raw_path, with_model)
     else:
         print("evaluate: tracking disabled (tracking.enabled: false in params.yaml)")
     files.write_csv(roc_path, result["roc"])
@@ -111,3 +121,15 @@ def run(
     files.write_json(metrics_path, report)
     print(f"evaluate: metrics -> {metrics_path}, plots -> {roc_path.parent}")
     return report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--with-model",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file logged with the run, to travel with the model: `export` copies it "
+        "into the model folder (repeatable)",
+    )

@@ -3,9 +3,11 @@
 By default the champion (or `--version N`) comes from the registry, with its
 metadata: name, version, run id, git commit, data version, features, training
 time, the data contract it was trained under (its run's canvas.yaml), and the
-versions of the libraries it needs, and at level 4 the reference profile
-logged with its run. `--candidate` exports the model the pipeline just
-trained instead, unregistered (the CI checks serve it). The folder is
+versions of the libraries it needs, and the files logged with its run to
+travel with the model (every artifact folder but `model/` and `settings/`).
+`--candidate` exports the model the pipeline just trained instead,
+unregistered (the CI checks serve it), with the files of its tracked run
+when tracking found one. The folder is
 checked before it replaces the previous one (serving/model_folder.py): the
 fast path gives the pipeline's predictions, or is left out.
 
@@ -34,19 +36,16 @@ from .gate import test_rows
 if TYPE_CHECKING:
     import pandas as pd
 
-# Written by level 4's `profile` stage (monitoring/profile.py); absent before level 4.
-REFERENCE_PROFILE = paths.REFERENCE_PROFILE
-PROFILE_ARTIFACT = f"profile/{REFERENCE_PROFILE.name}"
 CONTRACT_ROWS = 200
 
 
 class Chosen(NamedTuple):
-    """The model to export, what describes it, its data contract and its logged profile."""
+    """The model to export, what describes it, its data contract and the files it carries."""
 
     pipeline: Any
     metadata: dict[str, Any]
     canvas: Canvas
-    profile: Path | None = None
+    files: tuple[Path, ...] = ()
 
 
 def candidate_metadata(params: Params, canvas: Canvas, model_path: Path) -> dict[str, Any]:
@@ -73,33 +72,32 @@ def trained_canvas(client: Any, run_id: str, current: Canvas) -> Canvas:
         return load_canvas(Path(path))
 
 
-def profile_for(metadata: dict[str, Any], profile_path: Path) -> tuple[Path, ...]:
-    """The reference profile to export with the model: only one of the model's training data."""
-    import json
+def run_files(client: Any, run_id: str, folder: Path) -> tuple[Path, ...]:
+    """The files logged with a run to travel with its model, downloaded into `folder`."""
+    found: list[Path] = []
+    for entry in client.list_artifacts(run_id):
+        if entry.is_dir and entry.path not in ("model", "settings"):
+            local = Path(client.download_artifacts(run_id, entry.path, str(folder)))
+            found += sorted(path for path in local.rglob("*") if path.is_file())
+    return tuple(found)
 
-    if not profile_path.is_file():
+
+def candidate_files(params: Params, model_path: Path, folder: Path) -> tuple[Path, ...]:
+    """The files logged with the model's tracked run; none when tracking is off or has no run."""
+    from ..tracking import record
+    from .register import run_of_model
+
+    uri = params.tracking.effective_uri
+    if not params.tracking.enabled or record.missing_store(uri):
         return ()
     try:
-        profiled = json.loads(profile_path.read_text(encoding="utf-8")).get("data_version")
-    except (ValueError, AttributeError):
-        raise PipelineError(
-            f"{profile_path} is not a reference profile: run `dvc repro`."
-        ) from None
-    if profiled != metadata["data_version"]:
-        print(
-            f"export: {profile_path} profiles data {profiled}, not the model's "
-            f"({metadata['data_version']}): the folder goes without it"
-        )
+        client = record.client(uri)
+        run_id = run_of_model(client, params.tracking.experiment, files.md5_of(model_path))
+        return run_files(client, run_id, folder)
+    except Exception as error:  # no tracked run, or the store did not answer: the model alone
+        first = (str(error).strip() or repr(error)).splitlines()[0]
+        print(f"export: the folder goes without the files of a tracked run ({first})")
         return ()
-    return (profile_path,)
-
-
-def logged_profile(client: Any, run_id: str, folder: Path) -> Path | None:
-    """The reference profile logged with the run (level 4), downloaded; None without one."""
-    try:
-        return Path(client.download_artifacts(run_id, PROFILE_ARTIFACT, str(folder)))
-    except Exception:  # a run of an earlier level, or recorded before the profile was logged
-        return None
 
 
 def registry_model(version: str | None, params_path: Path, downloads: Path) -> Chosen:
@@ -138,7 +136,7 @@ def registry_model(version: str | None, params_path: Path, downloads: Path) -> C
     metadata["target"] = recorded.get("features.target", params.features.target)
     metadata["registry"] = {"name": name, "aliases": sorted(chosen.aliases)}
     pipeline = registry.load_version_model(name, str(chosen.version))
-    return Chosen(pipeline, metadata, canvas, logged_profile(client, chosen.run_id, downloads))
+    return Chosen(pipeline, metadata, canvas, run_files(client, chosen.run_id, downloads))
 
 
 def contract_rows(canvas: Canvas, count: int = CONTRACT_ROWS, seed: int = 0) -> pd.DataFrame:
@@ -192,7 +190,6 @@ def run(
     canvas_path: Path = paths.CANVAS,
     model_path: Path = paths.MODEL,
     interim_path: Path = paths.INTERIM_DATA,
-    profile_path: Path = REFERENCE_PROFILE,
 ) -> Path:
     import joblib
 
@@ -203,13 +200,13 @@ def run(
             files.require_file(model_path, "run the pipeline first (`uv run poe pipeline`)")
             canvas = load_canvas(canvas_path)
             metadata = candidate_metadata(params, canvas, model_path)
-            chosen = Chosen(joblib.load(model_path), metadata, canvas)
+            carried = candidate_files(params, model_path, Path(downloads))
+            chosen = Chosen(joblib.load(model_path), metadata, canvas, carried)
         else:
             chosen = registry_model(version, params_path, Path(downloads))
-        extra = profile_for(chosen.metadata, chosen.profile or profile_path)
         rows = rows_to_check(interim_path, params, chosen.canvas)
         written = write_model_folder(
-            folder, chosen.pipeline, chosen.metadata, rows, extra_files=extra
+            folder, chosen.pipeline, chosen.metadata, rows, extra_files=chosen.files
         )
     metadata = chosen.metadata
     fast = written.get("fast_path", {})

@@ -1,20 +1,13 @@
 """Record each evaluated model as an MLflow run, through MLflow's public API.
 
-A run holds what is needed to trust and reproduce a result: the git commit and
-whether the working tree had local changes, a digest of the package code and
-one of everything the run used (code, params, data), the md5 of the model
-file (how level 3 finds the run of a model), the data version (md5 of
-the raw file, the hash DVC records), the features, the architecture and its
-version, the hyperparameters, the metrics, the model file, and the params.yaml
-and canvas.yaml it was trained under (artifacts `settings/`). The store is
-`tracking.uri` in params.yaml (default sqlite:///mlflow.db); the
-MLFLOW_TRACKING_URI environment variable overrides it.
-
-A run identical to one already recorded (same run digest: same code, params
-and data, e.g. `dvc exp run -S` on a hyperparameter of another architecture)
-is not recorded twice. Recording goes through MLflow's public fluent API, in
-the stage's process; importing MLflow and opening its store are most of its
-cost (docs/benchmarks.md, docs/decisions/0011).
+A run holds what it takes to trust and reproduce a result: the git commit and
+dirty flag, digests of the package code and of all the run used (code, params,
+data md5), the model's md5 (how level 3 finds a model's run), the params and
+metrics, and as artifacts the model, the params.yaml and canvas.yaml it was
+trained under (`settings/`) and the files given to `evaluate --with-model`
+(`with-model/`, which `export` copies into the model folder). A run identical
+to a finished one (same run digest) is not recorded twice. Importing MLflow
+and opening its store are most of the cost (docs/decisions/0011).
 """
 
 from __future__ import annotations
@@ -24,6 +17,7 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +27,7 @@ from ..core.errors import PipelineError
 from ..core.params import Params
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-MISSING_GROUP = (
-    "MLflow is not installed: tracking needs the `tracking` dependency group "
-    "(`uv sync --group tracking`), or set `tracking.enabled: false` in params.yaml"
-)
+WITH_MODEL = "with-model"  # the artifact folder of the files that travel with the model
 
 
 def run_params(params: Params, data_md5: str) -> dict[str, Any]:
@@ -63,47 +54,22 @@ def code_digest(root: Path = PACKAGE_ROOT) -> str:
     return digest.hexdigest()
 
 
-def run_digest(code: str, used_params: dict[str, Any]) -> str:
-    """sha256 of the code digest and the params used (the data md5 is one of them)."""
-    payload = json.dumps({"code": code, "params": used_params}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def run_tags(
-    canvas: Canvas, report: dict[str, Any], code: str, digest: str, model_md5: str
-) -> dict[str, str]:
-    commit = git.commit()
-    goal = report.get("canvas_goal", {})
-    tags = {
-        "model_md5": model_md5,
-        "git_commit": commit,
-        "mlflow.source.git.commit": commit,
-        "git_dirty": str(git.has_local_changes()).lower(),
-        "code_digest": code,
-        "run_digest": digest,
-        "canvas_metric": canvas.success_metric.name,
-        "canvas_goal_met": str(goal.get("met", "unknown")).lower(),
-    }
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
-    return tags
-
-
 def missing_store(uri: str) -> Path | None:
     """The file of a local SQLite store not made yet (opening it would make it), else None."""
-    prefix = "sqlite:///"
-    path = Path(uri[len(prefix) :]) if uri.startswith(prefix) else None
+    path = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
     return path if path is not None and not path.is_file() else None
 
 
 def import_mlflow() -> Any:
     """MLflow, imported and quiet, or the one-line error naming the `tracking` group."""
-    # No usage telemetry from pipeline runs unless the user asked for it.
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # unless the user asked for it
     try:
         import mlflow
     except ImportError:
-        raise PipelineError(MISSING_GROUP) from None
+        raise PipelineError(
+            "MLflow is not installed: tracking needs the `tracking` dependency group "
+            "(`uv sync --group tracking`), or set `tracking.enabled: false` in params.yaml"
+        ) from None
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     return mlflow
@@ -113,63 +79,61 @@ def client(uri: str) -> Any:
     """An MlflowClient on a store, for reading it (MLflow imported only then)."""
     mlflow = import_mlflow()
     with warnings.catch_warnings():
-        # Opening a store warns about MLflow's own use of its libraries (SQLAlchemy 2.1
-        # deprecates a loader it uses): MLflow's to fix, nothing the project can act on.
+        # Opening a store warns about MLflow's own use of its libraries: nothing to act on.
         warnings.simplefilter("ignore")
         return mlflow.MlflowClient(tracking_uri=uri)
 
 
-def record(mlflow: Any, uri: str, experiment: str, run: dict[str, Any]) -> tuple[str, bool]:
-    """Record a run unless a finished run has its digest; return (run id, whether it is new)."""
-    mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else mlflow.create_experiment(experiment)
-    same = f"tags.run_digest = '{run['tags']['run_digest']}' and attributes.status = 'FINISHED'"
-    identical = mlflow.search_runs([experiment_id], same, max_results=1, output_format="list")
-    if identical:
-        return identical[0].info.run_id, False
-    # A failure inside ends the run as FAILED: never taken for an identical finished run.
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=run["name"], tags=run["tags"]
-    ) as active:
-        mlflow.log_params(run["params"])
-        mlflow.log_metrics(run["metrics"])
-        for path, folder in run["artifacts"]:
-            mlflow.log_artifact(path, artifact_path=folder)
-        return active.info.run_id, True
-
-
 def log_run(
-    params: Params, canvas: Canvas, report: dict[str, Any], model_path: Path, data_md5: str
+    params: Params,
+    canvas: Canvas,
+    report: dict[str, Any],
+    model_path: Path,
+    data_md5: str,
+    with_model: Sequence[Path] = (),
 ) -> tuple[str, bool]:
     """Record one run and its files; return (run id, whether it is a new run)."""
     uri = params.tracking.effective_uri
     mlflow = import_mlflow()
     used = run_params(params, data_md5)
     code = code_digest()
-    digest = run_digest(code, used)
-    files_of_run = [(model_path, "model")]
-    # The rules the model was trained under, for whoever exports it later.
-    files_of_run += [(path, "settings") for path in (paths.PARAMS, paths.CANVAS)]
-    # Level 4: the training data's reference profile travels with the model,
-    # so that a runner without the data exports it (drift's reference).
-    files_of_run.append((paths.REFERENCE_PROFILE, "profile"))
-    run = {
-        "name": os.environ.get("DVC_EXP_NAME"),
-        "params": {key: str(value) for key, value in used.items()},
-        "metrics": {name: float(report[name]) for name in METRIC_NAMES if name in report},
-        "tags": run_tags(canvas, report, code, digest, files.md5_of(model_path)),
-        "artifacts": [(str(path), folder) for path, folder in files_of_run if path.is_file()],
+    payload = json.dumps({"code": code, "params": used}, sort_keys=True, default=str)
+    commit = git.commit()
+    tags = {
+        "model_md5": files.md5_of(model_path),
+        "git_commit": commit,
+        "mlflow.source.git.commit": commit,
+        "git_dirty": str(git.has_local_changes()).lower(),
+        "code_digest": code,
+        "run_digest": hashlib.sha256(payload.encode()).hexdigest(),
+        "canvas_metric": canvas.success_metric.name,
+        "canvas_goal_met": str(report.get("canvas_goal", {}).get("met", "unknown")).lower(),
     }
-    # A new run, never one an MLFLOW_RUN_ID in the environment names.
-    os.environ.pop("MLFLOW_RUN_ID", None)
+    name = os.environ.get("DVC_EXP_NAME")
+    if name:
+        tags["dvc_experiment"] = name
+    artifacts = [(model_path, "model"), (paths.PARAMS, "settings"), (paths.CANVAS, "settings")]
+    artifacts += [(path, WITH_MODEL) for path in with_model]
+    os.environ.pop("MLFLOW_RUN_ID", None)  # a new run, never one the environment names
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return record(mlflow, uri, params.tracking.experiment, run)
+            mlflow.set_tracking_uri(uri)
+            ids = [mlflow.set_experiment(params.tracking.experiment).experiment_id]
+            same = f"tags.run_digest = '{tags['run_digest']}' and attributes.status = 'FINISHED'"
+            identical = mlflow.search_runs(ids, same, max_results=1, output_format="list")
+            if identical:
+                return identical[0].info.run_id, False
+            # A failure inside ends the run as FAILED: never taken for an identical finished run.
+            with mlflow.start_run(experiment_id=ids[0], run_name=name, tags=tags) as run:
+                mlflow.log_params({key: str(value) for key, value in used.items()})
+                mlflow.log_metrics({m: float(report[m]) for m in METRIC_NAMES if m in report})
+                for path, folder in artifacts:
+                    if path.is_file():
+                        mlflow.log_artifact(str(path), artifact_path=folder)
+                return run.info.run_id, True
     except Exception as error:
-        text = str(error).strip()
-        message = text.splitlines()[0] if text else repr(error)
+        message = (str(error).strip() or repr(error)).splitlines()[0]
         raise PipelineError(
             f"could not record the run in {uri}: {message} "
             "(set `tracking.enabled: false` in params.yaml to skip tracking)"
