@@ -321,14 +321,13 @@ def test_the_wheel_holds_only_the_tool(tmp_path):
 
 
 @pytest.mark.parametrize("edited", [False, True], ids=["unedited", "edited"])
-def test_an_update_from_the_previous_release_removes_or_keeps_scripts_doctor(
+def test_an_update_from_the_last_release_with_scripts_doctor_removes_or_keeps_it(
     template, tmp_path, edited
 ):
     """Copier deletes the old doctor; the migration keeps a copy the team edited."""
     project = tmp_path / "project"
-    helpers.copy_template(
-        template, project, {"level": 1}, vcs_ref=f"v{helpers.PREVIOUS_RELEASE[0]}"
-    )
+    # 0.6.0 is the last release that shipped scripts/doctor.py (0.6.1 made it a template tool).
+    helpers.copy_template(template, project, {"level": 1}, vcs_ref="v0.6.0")
     old_doctor = project / "scripts" / "doctor.py"
     assert old_doctor.is_file()
     helpers.lock_and_commit(project)
