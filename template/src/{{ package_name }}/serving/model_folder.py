@@ -40,7 +40,7 @@ from ..core.errors import PipelineError
 from ..core.params import Params
 from ..core.settings import Settings
 from . import fast_path
-from .schema import Feature
+from .schema import Feature, valid_rows
 from .settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -464,25 +464,11 @@ def _examples(
     frame: pd.DataFrame, probabilities: Any, features: list[Feature], limit: int
 ) -> dict[str, Any]:
     """Up to `limit` rows the API accepts (contract-valid), with their probabilities."""
-    from pydantic import ValidationError
-
-    from .schema import build_row_model
-    from .score import feature_rows
-
-    row_model = build_row_model(features, ServingSettings().number_limit)
-    candidates, _ = feature_rows(frame, features)  # cells as JSON carries them
-    rows, kept = [], []
-    for position, candidate in enumerate(candidates):
-        row = {name: value for name, value in candidate.items() if value is not None}
-        try:
-            row_model.model_validate(row)
-        except ValidationError:
-            continue
-        rows.append(row)
-        kept.append(position)
-        if len(rows) == limit:
-            break
-    return {"rows": rows, "probabilities": [[float(p) for p in probabilities[i]] for i in kept]}
+    kept = valid_rows(frame, features, ServingSettings().number_limit)[:limit]
+    return {
+        "rows": [row for _, row in kept],
+        "probabilities": [[float(p) for p in probabilities[i]] for i, _ in kept],
+    }
 
 
 def _write_json(path: Path, data: Any) -> None:

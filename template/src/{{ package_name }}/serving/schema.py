@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..core.canvas import ColumnRule
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pydantic import BaseModel
 
 # The discriminator's tags appear in pydantic's error locations; they are
@@ -245,3 +246,83 @@ def error_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item["input"] = value
         details.append(item)
     return details
+
+
+def _plain_number(value: Any, rule_type: str) -> Any:
+    """A cell as JSON would carry it: whole floats of an int column become ints."""
+    if value is None or value != value:
+        return None
+    if rule_type == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def feature_rows(
+    frame: pd.DataFrame, features: list[Feature]
+) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
+    """The rows as the API would receive them, and the cells that are not numbers.
+
+    A CSV reader turns a column with one bad cell into text: numbers are
+    parsed here, so that the bad cell, not the whole column, is reported.
+    Problems are (row position, column, message).
+    """
+    import pandas as pd
+
+    columns: dict[str, list[Any]] = {}
+    problems: list[tuple[int, str, str]] = []
+    for feature in features:
+        series = frame[feature.name].reset_index(drop=True)
+        if feature.rule.type == "category":
+            columns[feature.name] = [
+                None if value is None or value != value else str(value)
+                for value in series.astype(object).tolist()
+            ]
+            continue
+        numbers = pd.to_numeric(series, errors="coerce")
+        for position in (series.notna() & numbers.isna()).to_numpy().nonzero()[0]:
+            shown = repr(series.iloc[position])
+            problems.append((int(position), feature.name, f"not a number ({shown})"))
+        values = numbers.astype(object).where(numbers.notna(), None).tolist()
+        columns[feature.name] = [_plain_number(value, feature.rule.type) for value in values]
+    names = list(columns)
+    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    return rows, problems
+
+
+def contract_problems(
+    rows: list[dict[str, Any]], features: list[Feature], number_limit: float
+) -> list[tuple[int, str, str]]:
+    """Every cell that breaks the contract, as (row position, column, message)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    row_model: Any = build_row_model(features, number_limit)  # a class built at run time
+    checker: TypeAdapter[list[Any]] = TypeAdapter(list[row_model])
+    try:
+        checker.validate_python(rows)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            position, *field = item["loc"]
+            message = item["msg"]
+            if item.get("input", "") is None:
+                message = "missing, and the contract allows no missing value here"
+            problems.append((int(position), ".".join(map(str, field)), message))
+        return problems
+    return []
+
+
+def valid_rows(
+    frame: pd.DataFrame, features: list[Feature], number_limit: float
+) -> list[tuple[int, dict[str, Any]]]:
+    """The rows that meet the contract, with their positions, as the API takes them.
+
+    An absent optional field reads as missing: no nulls are sent.
+    """
+    rows, problems = feature_rows(frame, features)
+    problems += contract_problems(rows, features, number_limit)
+    bad = {position for position, _, _ in problems}
+    return [
+        (position, {k: v for k, v in row.items() if v is not None})
+        for position, row in enumerate(rows)
+        if position not in bad
+    ]

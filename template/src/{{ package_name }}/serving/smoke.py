@@ -31,7 +31,7 @@ from .client import (
     wait_ready,
 )
 from .model_folder import read_features
-from .schema import Feature
+from .schema import Feature, valid_rows
 from .settings import ServingSettings, load_serving_settings
 
 # Answers are rounded to 6 decimals; the fast path may differ by 1e-5.
@@ -103,7 +103,7 @@ def data_rows(
     data: Path, features: list[Feature], limit: int, number_limit: float
 ) -> list[dict[str, Any]]:
     """Up to `limit` contract-valid rows of a CSV/Parquet file, as the API takes them."""
-    from .score import contract_problems, feature_rows, read_table
+    from .score import read_table
 
     if not data.is_file() or limit <= 0:
         return []
@@ -111,12 +111,7 @@ def data_rows(
     missing = [f.name for f in features if f.name not in frame.columns]
     if missing:
         raise PipelineError(f"{data} lacks the model's features {', '.join(missing)}.")
-    rows, problems = feature_rows(frame.head(limit * 2), features)
-    problems += contract_problems(rows, features, number_limit)
-    bad = {position for position, _, _ in problems}
-    kept = [row for position, row in enumerate(rows) if position not in bad]
-    # The API reads an absent optional field as missing: send no nulls.
-    return [{k: v for k, v in row.items() if v is not None} for row in kept[:limit]]
+    return [row for _, row in valid_rows(frame.head(limit * 2), features, number_limit)][:limit]
 
 
 def _broken(row: dict[str, Any], features: list[Feature]) -> dict[str, Any]:
