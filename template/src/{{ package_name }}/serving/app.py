@@ -40,13 +40,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from .client import MODEL_LOADED
 from .model_folder import ModelFolder, ServingModel, open_model_folder
 from .settings import ServingSettings, load_serving_settings
 
 LOGGER = logging.getLogger("uvicorn.error")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 PACKAGE = __name__.split(".")[0]
+# Each API process logs this line once its model is loaded: a local server with
+# several workers is ready when every worker has (one /ready 200 is one worker).
+MODEL_LOADED = "model loaded:"
 
 
 class ModelState:

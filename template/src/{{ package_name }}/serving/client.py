@@ -1,22 +1,19 @@
-"""Talking to a model API: JSON requests, and a local server for `--start`.
+"""Talking to a model API: JSON requests (httpx2), and a local server for `--start`.
 
-Standard library only (urllib, subprocess), so `smoke` runs anywhere the
-package does, against a local server or a deployed URL (https included).
+httpx2 comes with the release group: the checks (`smoke`, deploy) run where
+the project's tools are installed, never in the API image (serving group).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any
 
 from ..core import paths
 from ..core.errors import PipelineError
+from .app import MODEL_LOADED
 
 PACKAGE = __name__.split(".")[0]
 READY_TIMEOUT = 60.0
@@ -38,9 +36,6 @@ STOP_TIMEOUT = 30.0
 # Level 4's prediction log. A server started for a check writes its own, in a
 # temporary folder: synthetic traffic never reaches the project's log.
 PREDICTION_LOG_VARIABLE = "PREDICTION_LOG_PATH"
-# Each API process logs this line once its model is loaded: a local server with
-# several workers is ready when every worker has (one /ready 200 is one worker).
-MODEL_LOADED = "model loaded:"
 
 
 @dataclass(frozen=True)
@@ -68,28 +63,23 @@ def request(
     `extra_headers`: what a platform in front of the API needs, e.g. Cloud
     Run's `X-Serverless-Authorization` identity token for a private service.
     """
-    data = None if body is None else json.dumps(body).encode()
+    try:
+        import httpx2
+    except ImportError:
+        raise PipelineError("httpx2 is not installed: run `uv sync` (release group).") from None
+
     headers = {"Accept": "application/json", **(extra_headers or {})}
-    if data is not None:
-        headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    message = urllib.request.Request(url, data=data, method=method, headers=headers)
-    start = time.perf_counter()
     try:
-        with urllib.request.urlopen(message, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise PipelineError(f"cannot reach {url}: {reason}") from None
-    seconds = time.perf_counter() - start
-    text = raw.decode("utf-8", errors="replace")
+        response = httpx2.request(method, url, json=body, headers=headers, timeout=timeout)
+    except httpx2.HTTPError as error:
+        raise PipelineError(f"cannot reach {url}: {error or type(error).__name__}") from None
     try:
-        return Answer(status, json.loads(text), seconds)
-    except json.JSONDecodeError:
-        return Answer(status, text, seconds)
+        content = response.json()
+    except ValueError:
+        content = response.text
+    return Answer(response.status_code, content, response.elapsed.total_seconds())
 
 
 def wait_ready(
