@@ -1,17 +1,7 @@
 """Request and answer schemas built from the data contract the model was trained under.
 
-One field per feature, in the model's order, from its contract rule:
-- float / int: a number of that type within min..max (inclusive). A number
-  with no bound in the contract is still held to +-`serving.number_limit`,
-  because a huge finite value (1e308) overflows the scaler to infinity;
-- category: a text, one of `allowed` when the contract lists them;
-- `allowed` for numbers: one of the listed values;
-- max_missing > 0: the field may be left out or null; otherwise it is required.
-
-Types are strict (`false` or "12.5" is not a number, 12.0 is not an int),
-NaN and infinities are refused, and a field the model does not know is an
-error. The same models check the rows of `score`, so a file and the API
-accept exactly the same rows.
+The rules are in docs/serving.md ("The API"). The same models check the rows
+of `score`, so a file and the API accept exactly the same rows.
 """
 
 from __future__ import annotations

@@ -2,12 +2,10 @@
 
     uv run <package> score data/new.csv [--output predictions.csv] [--model-dir DIR]
 
-Each row goes through the API's own checks (schema.py: the data contract the
-model was trained under), so a file and the API accept the same rows; columns
-that are not features (an id, the target) are kept and not checked. A file
-with bad rows is refused as a whole, naming the first ones: nothing partial
-is written. The output is the input plus `prediction`, `probability` and
-`model_version`, as CSV or Parquet (by its suffix), written in one step.
+Each row goes through the API's own checks (schema.py); columns that are not
+features (an id, the target) are kept unchecked. A file with bad rows is
+refused whole, naming the first ones: nothing partial is written. The output
+is the input plus `prediction`, `probability` and `model_version`.
 """
 
 from __future__ import annotations

@@ -2,16 +2,12 @@
 
     uv run <package> serve [--host H] [--port P] [--workers N] [--model-dir DIR]
 
-Options override deploy.yaml's `serving:` section. The model folder is
-checked before the server starts, and the port is tried first: a bad folder
-or a port in use is a one-line error, not a traceback. With more than one
-worker, each process builds the app again from the same settings (uvicorn's
-factory mode), so the model folder is passed on through MODEL_DIR.
-
-With level 4's monitoring folder, the metrics are prepared for the workers
-first (one Prometheus multiprocess folder they share), and SIGTERM or
-Ctrl+C stop each worker through its lifespan shutdown, which writes the
-prediction log's buffered rows before the process exits.
+Options override deploy.yaml's `serving:` section. The folder and the port
+are checked first: a bad folder or a port in use is a one-line error. With
+more than one worker each process builds the app again (uvicorn's factory
+mode), so the model folder is passed on through MODEL_DIR. Level 4's metrics
+are prepared for the workers first (one shared Prometheus folder), and each
+worker's lifespan shutdown writes the prediction log's buffered rows.
 """
 
 from __future__ import annotations
