@@ -41,11 +41,10 @@ class ModelState:
         self.model: ServingModel | None = None
         self.error: str | None = None
         self.loaded = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
 
     def start_loading(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
+        if self._thread.ident is None:  # not started yet
             self._thread.start()
 
     def _load(self) -> None:
@@ -75,31 +74,30 @@ class BodyLimit:
     """
 
     def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+        self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(scope, receive, send)
-            return
-        chunks, size = [], 0
-        while True:
+        too_large = declared is not None and (
+            not declared.isdigit() or int(declared) > self.max_bytes
+        )
+        body, more = b"", not too_large
+        while more:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
                 return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+            body += message.get("body", b"")
+            too_large = len(body) > self.max_bytes
+            more = message.get("more_body", False) and not too_large
+        if too_large:
+            from fastapi.responses import JSONResponse
+
+            detail = f"request body larger than {self.max_bytes} bytes: send fewer rows a request"
+            await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Any:
@@ -110,12 +108,6 @@ class BodyLimit:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
-        from fastapi.responses import JSONResponse
-
-        detail = f"request body larger than {self.max_bytes} bytes: send fewer rows a request"
-        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
 def _message_model() -> Any:

@@ -6,6 +6,7 @@ of `score`, so a file and the API accept exactly the same rows.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -58,9 +59,8 @@ def _number_type(rule: ColumnRule, number_limit: float) -> Any:
     base: type = float if rule.type == "float" else int
     low = rule.min if rule.min is not None else -number_limit
     high = rule.max if rule.max is not None else number_limit
-    if base is int:
-        # ints are exact: keep the bounds whole so the schema says "integer".
-        low, high = _whole(low, up=True), _whole(high, up=False)
+    if base is int:  # ints are exact: whole bounds, so that the schema says "integer"
+        low, high = math.ceil(low), math.floor(high)
     constraints: dict[str, Any] = {"strict": True, "ge": low, "le": high}
     if base is float:
         constraints["allow_inf_nan"] = False
@@ -69,12 +69,6 @@ def _number_type(rule: ColumnRule, number_limit: float) -> Any:
     allowed = [base(value) for value in rule.allowed]
     field = Field(**constraints, json_schema_extra={"enum": allowed})
     return Annotated[base, field, _one_of(allowed)]
-
-
-def _whole(bound: float, up: bool) -> int:
-    import math
-
-    return math.ceil(bound) if up else math.floor(bound)
 
 
 def _category_type(rule: ColumnRule) -> Any:
@@ -206,10 +200,6 @@ def encodable(text: str) -> str:
     return text
 
 
-def _shown_location(part: Any) -> Any:
-    return encodable(part) if isinstance(part, str) else part
-
-
 def error_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """pydantic errors as JSON-safe items: location, message, type, and the input if plain.
 
@@ -219,7 +209,7 @@ def error_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     details = []
     for error in errors:
-        location = [_shown_location(part) for part in error.get("loc", ())]
+        location = [encodable(p) if isinstance(p, str) else p for p in error.get("loc", ())]
         if len(location) > 1 and location[0] == "body" and location[1] in (ROW_TAG, BATCH_TAG):
             del location[1]
         item: dict[str, Any] = {

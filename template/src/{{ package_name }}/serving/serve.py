@@ -20,6 +20,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from ..core.commands import positive_int
 from ..core.errors import PipelineError
 from .settings import MODEL_DIR_VARIABLE, ServingSettings, load_serving_settings
 
@@ -47,18 +48,11 @@ def check_port(host: str, port: int) -> None:
 def settings_with(
     host: str | None, port: int | None, workers: int | None, model_dir: Path | None
 ) -> ServingSettings:
+    changes = {"host": host, "port": port, "workers": workers, "model_dir": model_dir}
     settings = load_serving_settings()
-    changes: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "workers": workers,
-        "model_dir": model_dir,
-    }
     settings = settings.model_copy(update={k: v for k, v in changes.items() if v is not None})
     if not 0 < settings.port < 65536:
         raise PipelineError(f"--port must be between 1 and 65535 (got {settings.port}).")
-    if settings.workers < 1:
-        raise PipelineError(f"--workers must be at least 1 (got {settings.workers}).")
     return settings
 
 
@@ -113,7 +107,9 @@ def run(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (deploy.yaml: serving.host)")
     parser.add_argument("--port", type=int, help="port (deploy.yaml: serving.port)")
-    parser.add_argument("--workers", type=int, help="processes (deploy.yaml: serving.workers)")
+    parser.add_argument(
+        "--workers", type=positive_int, help="processes (deploy.yaml: serving.workers)"
+    )
     parser.add_argument(
         "--model-dir", type=Path, help="model folder (default: MODEL_DIR or serving.model_dir)"
     )
