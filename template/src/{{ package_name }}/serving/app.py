@@ -1,8 +1,9 @@
-"""The model API (FastAPI): create_app() builds it from a model folder (docs/serving.md).
+"""The model API (FastAPI): create_app() builds it from a model folder.
 
-The folder is checked when the app is created, so a bad folder stops the
-server at start with a one-line error; the model loads in a background
-thread, so /health answers at once and /ready tells when /predict can answer.
+Its routes and rules: docs/serving.md. The folder is checked when the app
+is created, so a bad folder stops the server at start with a one-line
+error; the model loads in a background thread, so /health answers at once
+and /ready tells when /predict can answer.
 
 Level 4's `monitoring.api.install(app, state, settings)`, when the package has
 it, adds routes and middleware, start and stop steps to `app.state.startup`
