@@ -6,8 +6,8 @@ The project is a generated level-4 project whose model folder exists
 (models/serving; written with `<package> export --candidate` when missing, so
 its pipeline must have run). The same model folder is served three ways, one
 after the other, with 1 then 2 workers, and loaded at concurrency 16 (one row
-a request, the model folder's examples in turn) by the project's own load
-client (serving/loadtest.py):
+a request, the model folder's examples in turn) by bench/loadgen.py
+(run with the project's Python):
 
 - `level 3`: the monitoring package hidden (a sitecustomize on PYTHONPATH
   makes `find_spec("<package>.monitoring")` answer None, in the parent and in
@@ -95,16 +95,7 @@ if os.environ.get("BENCH_WITHOUT_MONITORING"):
     importlib.util.find_spec = _without_monitoring
 """
 
-LOAD_CLIENT = """
-import json, sys
-from dataclasses import asdict
-from {package}.serving import loadtest
-url, bodies = sys.argv[1], json.loads(sys.argv[2])
-seconds, concurrency = float(sys.argv[3]), int(sys.argv[4])
-payloads = loadtest.http_requests(url, bodies, None)
-(level,) = loadtest.measure(url, payloads, [concurrency], seconds)
-print(json.dumps({{**asdict(level), "req_s": level.per_second}}))
-"""
+LOADGEN = Path(__file__).resolve().parent / "loadgen.py"
 
 
 def run(command: list[str], cwd: Path, **options) -> str:
@@ -244,9 +235,9 @@ def measure(
     server.start()
     try:
         python = str(project / ".venv" / "bin" / "python")
-        client = [python, "-c", LOAD_CLIENT.format(package=package), url,
+        client = [python, str(LOADGEN), f"{url}/predict",
                   json.dumps(bodies), str(args.duration), str(CONCURRENCY)]  # fmt: skip
-        level = json.loads(run(client, project).strip().splitlines()[-1])
+        (level,) = json.loads(run(client, project).strip().splitlines()[-1])
         answered = answered_rows(url) if mode != "level 3" else None
     finally:
         server.stop()

@@ -13,7 +13,7 @@ and a tracked run in mlflow.db). The bench then:
    from /ready) and of `mlflow models serve --env-manager local` on the
    registered version (start to the first 200 from /ping): the same model;
 3. loads both at concurrency 1 and 16, one row a request, with wrk (when
-   installed) and with the project's own Python load client;
+   installed) and with bench/loadgen.py (asyncio, the project's Python);
 4. sizes the runtime dependency set (project dependencies + the serving group,
    installed in a fresh venv) against MLflow's.
 
@@ -49,6 +49,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "bench" / "results" / "serving.json"
 MLFLOW_LIBRARIES = ("scikit-learn", "numpy", "pandas", "scipy", "skops")
 CONCURRENCIES = (1, 16)
+LOADGEN = REPO_ROOT / "bench" / "loadgen.py"
 
 
 def run(command: list[str], cwd: Path, **options) -> str:
@@ -234,20 +235,10 @@ def wrk(url: str, body: str, concurrency: int, seconds: float, workdir: Path) ->
     return {"req_s": round(per_second), **percentiles, "errors": failed}
 
 
-def python_load(project: Path, package: str, url: str, bodies: list, seconds: float) -> list[dict]:
-    """The project's own load client (serving/loadtest.py) against any JSON endpoint."""
-    code = f"""
-import json, sys
-from dataclasses import asdict
-from {package}.serving import loadtest
-url, bodies, seconds = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
-base, route = url.rsplit("/", 1)
-payloads = loadtest.http_requests(base, bodies, None, route="/" + route)
-levels = loadtest.measure(base, payloads, {list(CONCURRENCIES)}, seconds)
-print(json.dumps([{{**asdict(level), "req_s": round(level.per_second)}} for level in levels]))
-"""
-    command = ["uv", "run", "python", "-c", code, url, json.dumps(bodies), str(seconds)]
-    output = run(command, project)
+def python_load(project: Path, url: str, bodies: list, seconds: float) -> list[dict]:
+    """The benches' own load client (bench/loadgen.py), run with the project's Python."""
+    command = ["uv", "run", "python", str(LOADGEN), url, json.dumps(bodies), str(seconds)]
+    output = run([*command, *map(str, CONCURRENCIES)], project)
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -278,7 +269,7 @@ def measure_server(
                 c: wrk(endpoint, json.dumps(bodies[0]), c, args.duration, workdir)
                 for c in CONCURRENCIES
             }
-        levels = python_load(project, package, endpoint, bodies, args.duration)
+        levels = python_load(project, endpoint, bodies, args.duration)
         result["python"] = {level["concurrency"]: level for level in levels}
     finally:
         running.stop()

@@ -34,6 +34,7 @@ DOC_ORDER = (
 NOT_RUN_HERE = {
     "uvx copier update": "updates need the template source: tests/test_upgrade.py",
     "uv run poe serve": "serves until stopped: `poe smoke` and `poe load-test` start it here",
+    "uv run poe e2e": "the scheduled slow tests: `poe load-test` runs here, the loop below",
     "uv run poe simulate": "needs a running API: `poe monitoring-smoke` starts one and runs it",
     "uv run poe drift": "needs drift.min_rows logged rows: test_drift.py and the loop",
     "uv run poe retrain-loop": "changes the data and the registry: tests/monitoring/test_loop.py",

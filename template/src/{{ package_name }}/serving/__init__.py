@@ -5,7 +5,8 @@
 - fast_path.py: the pipeline converted to ONNX, checked against it;
 - schema.py: request and answer schemas built from the data contract;
 - app.py: the FastAPI app (create_app);
-- serve, score, smoke, load: the commands (serve.py, score.py, smoke.py, loadtest.py);
+- serve, score, smoke: the commands (serve.py, score.py, smoke.py), client.py their HTTP
+  client (the load test is tests/serving/test_load.py);
 - settings.py: deploy.yaml's `serving:` section.
 """
 
@@ -13,7 +14,6 @@ from ..core.commands import Command
 
 # `uv run <package> <name>`: the module runs it (see core/commands.py).
 COMMANDS = [
-    Command("load", ".loadtest", "load-test a model API, judged by the canvas latency budget"),
     Command("score", ".score", "predict every row of a CSV or Parquet file with the model folder"),
     Command("serve", ".serve", "run the model API (FastAPI + uvicorn)"),
     Command("smoke", ".smoke", "check a running model API (or --start a local one)"),

@@ -1,34 +1,17 @@
 """The model API (FastAPI): create_app() builds it from a model folder.
 
-- GET /health: the process is alive (always 200);
-- GET /ready: 200 once the model is loaded and has answered its examples,
-  503 before (loading) or if loading failed;
-- GET /version: the model folder's metadata.json;
-- POST /predict: one row, or {"rows": [...]} with up to
-  `serving.max_batch_rows` rows; each answer carries the prediction, the
-  probability of the positive class and the model version;
-- /docs and /openapi.json: the request schema, built from the data contract
-  in the model folder (see schema.py).
+Its routes and rules: docs/serving.md. The folder is checked when the app
+is created, so a bad folder stops the server at start with a one-line
+error; the model loads in a background thread, so /health answers at once
+and /ready tells when /predict can answer.
 
-The folder is checked (metadata, libraries, checksums) when the app is
-created, so a bad folder stops the server at start with a one-line error; the
-model itself loads in a background thread, so /health answers at once and
-/ready tells when predictions can be served.
+Level 4's `monitoring.api.install(app, state, settings)`, when the package has
+it, adds routes and middleware, start and stop steps to `app.state.startup`
+and `app.state.shutdown` (run by the lifespan), and callables to
+`app.state.probe_details` whose dicts /health and /ready show under `details`.
 
-When the environment variable named by `serving.token_env` (default
-MODEL_API_TOKEN) is set, /predict needs `Authorization: Bearer <token>`;
-/health, /ready and /version stay open (probes and deploy checks need them).
-Bodies over `serving.max_body_bytes` get 413 before they are parsed.
-
-When the package has a `monitoring` sub-package (level 4), create_app ends
-by calling its `api.install(app, state, settings)`: it adds its routes and
-middleware, its start and stop steps to `app.state.startup` and
-`app.state.shutdown` (run by the lifespan), and callables to
-`app.state.probe_details` whose dicts /health and /ready show under
-`details`. Without it, the API is level 3's, unchanged.
-
-This module deliberately has no `from __future__ import annotations`: FastAPI
-reads the endpoint annotations, and the request types are built at run time.
+No `from __future__ import annotations`: FastAPI reads the endpoint
+annotations, and the request types are built at run time.
 """
 
 import hmac
@@ -40,13 +23,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from .client import MODEL_LOADED
 from .model_folder import ModelFolder, ServingModel, open_model_folder
 from .settings import ServingSettings, load_serving_settings
 
 LOGGER = logging.getLogger("uvicorn.error")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 PACKAGE = __name__.split(".")[0]
+# Each API process logs this line once its model is loaded: a local server with
+# several workers is ready when every worker has (one /ready 200 is one worker).
+MODEL_LOADED = "model loaded:"
 
 
 class ModelState:
@@ -57,11 +42,10 @@ class ModelState:
         self.model: ServingModel | None = None
         self.error: str | None = None
         self.loaded = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
 
     def start_loading(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._load, name="model-loader", daemon=True)
+        if self._thread.ident is None:  # not started yet
             self._thread.start()
 
     def _load(self) -> None:
@@ -91,31 +75,30 @@ class BodyLimit:
     """
 
     def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+        self.app, self.max_bytes = app, max_bytes
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._refuse(scope, receive, send)
-            return
-        chunks, size = [], 0
-        while True:
+        too_large = declared is not None and (
+            not declared.isdigit() or int(declared) > self.max_bytes
+        )
+        body, more = b"", not too_large
+        while more:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
                 return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+            body += message.get("body", b"")
+            too_large = len(body) > self.max_bytes
+            more = message.get("more_body", False) and not too_large
+        if too_large:
+            from fastapi.responses import JSONResponse
+
+            detail = f"request body larger than {self.max_bytes} bytes: send fewer rows a request"
+            await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Any:
@@ -126,12 +109,6 @@ class BodyLimit:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
-
-    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
-        from fastapi.responses import JSONResponse
-
-        detail = f"request body larger than {self.max_bytes} bytes: send fewer rows a request"
-        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
 def _message_model() -> Any:

@@ -1,22 +1,20 @@
-"""Talking to a model API: JSON requests, and a local server for `--start`.
+"""Talking to a model API: JSON requests (httpx2), and a local server for `--start`.
 
-Standard library only (urllib, subprocess), so `smoke` runs anywhere the
-package does, against a local server or a deployed URL (https included).
+httpx2 comes with the release group: the checks (`smoke`, deploy) run where
+the project's tools are installed, never in the API image (serving group).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 
 from ..core import paths
 from ..core.errors import PipelineError
+from .app import MODEL_LOADED
 
 PACKAGE = __name__.split(".")[0]
 READY_TIMEOUT = 60.0
@@ -38,9 +37,6 @@ STOP_TIMEOUT = 30.0
 # Level 4's prediction log. A server started for a check writes its own, in a
 # temporary folder: synthetic traffic never reaches the project's log.
 PREDICTION_LOG_VARIABLE = "PREDICTION_LOG_PATH"
-# Each API process logs this line once its model is loaded: a local server with
-# several workers is ready when every worker has (one /ready 200 is one worker).
-MODEL_LOADED = "model loaded:"
 
 
 @dataclass(frozen=True)
@@ -68,28 +64,23 @@ def request(
     `extra_headers`: what a platform in front of the API needs, e.g. Cloud
     Run's `X-Serverless-Authorization` identity token for a private service.
     """
-    data = None if body is None else json.dumps(body).encode()
+    try:
+        import httpx2
+    except ImportError:
+        raise PipelineError("httpx2 is not installed: run `uv sync` (release group).") from None
+
     headers = {"Accept": "application/json", **(extra_headers or {})}
-    if data is not None:
-        headers["Content-Type"] = "application/json"
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    message = urllib.request.Request(url, data=data, method=method, headers=headers)
-    start = time.perf_counter()
     try:
-        with urllib.request.urlopen(message, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, raw = error.code, error.read()
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise PipelineError(f"cannot reach {url}: {reason}") from None
-    seconds = time.perf_counter() - start
-    text = raw.decode("utf-8", errors="replace")
+        response = httpx2.request(method, url, json=body, headers=headers, timeout=timeout)
+    except httpx2.HTTPError as error:
+        raise PipelineError(f"cannot reach {url}: {error or type(error).__name__}") from None
     try:
-        return Answer(status, json.loads(text), seconds)
-    except json.JSONDecodeError:
-        return Answer(status, text, seconds)
+        content = response.json()
+    except ValueError:
+        content = response.text
+    return Answer(response.status_code, content, response.elapsed.total_seconds())
 
 
 def wait_ready(
@@ -104,8 +95,7 @@ def wait_ready(
     Fail at once if the local server stops, the model fails to load, or /ready
     answers anything else (a broken server will not become ready).
     """
-    start = time.perf_counter()
-    last = "no answer"
+    start, last = time.perf_counter(), "no answer"
     while True:
         if process is not None and process.poll() is not None:
             raise PipelineError(f"the local server stopped with code {process.returncode}")
@@ -114,16 +104,14 @@ def wait_ready(
                 join(base_url, "/ready"), timeout=READY_POLL_TIMEOUT, extra_headers=extra_headers
             )
         except PipelineError as error:
-            answer, last = None, str(error)  # not listening yet
-        if answer is not None and answer.status == 200:
-            return time.perf_counter() - start
-        body = answer.body if answer is not None else None
-        if isinstance(body, dict) and body.get("status") == "failed":
-            raise PipelineError(f"the model failed to load: {body.get('detail')}")
-        if answer is not None:
+            last = str(error)  # not listening yet
+        else:
+            if answer.status == 200:
+                return time.perf_counter() - start
+            if isinstance(answer.body, dict) and answer.body.get("status") == "failed":
+                raise PipelineError(f"the model failed to load: {answer.body.get('detail')}")
             last = f"/ready answered {answer.status}"
-            # 503 (or a proxy's 502/504) means starting; any other answer will not change.
-            if answer.status not in (502, 503, 504):
+            if answer.status not in (502, 503, 504):  # a proxy's 502/504 mean starting too
                 raise PipelineError(f"{base_url} is not a ready model API ({last})")
         if time.perf_counter() - start > timeout:
             raise PipelineError(f"{base_url} was not ready after {timeout:g} s ({last})")
@@ -139,12 +127,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 class LocalServer:
     """`<package> serve` in a child process on a free port, stopped on exit.
 
-    Plain subprocess calls: the same on Linux, macOS and Windows. At level 4
-    the server logs its predictions to `prediction_log`, a file of its own in
-    a temporary folder removed on exit: checks (`smoke`, `load`, `--start`)
-    never write into the project's log, which drift, performance and
-    retraining read. A PREDICTION_LOG_PATH given in `environment`, or set in
-    this process's, is where the caller wants the log: it is kept.
+    At level 4 the server logs its predictions to `prediction_log`, a file of
+    its own in a temporary folder removed on exit: checks never write into
+    the project's log, which drift, performance and retraining read. A
+    PREDICTION_LOG_PATH given in `environment`, or set here, is kept.
     """
 
     def __init__(
@@ -154,77 +140,61 @@ class LocalServer:
         timeout: float = READY_TIMEOUT,
         environment: dict[str, str] | None = None,
     ) -> None:
-        self.model_dir = model_dir
-        self.workers = workers
-        self.timeout = timeout
+        self.model_dir, self.workers, self.timeout = model_dir, workers, timeout
         self.environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
         given = self.environment.get(PREDICTION_LOG_VARIABLE)
-        self._given_log = Path(given) if given else None
-        self.prediction_log = self._given_log
-        self._folder: tempfile.TemporaryDirectory[str] | None = None
-        self.port = 0
-        self.url = ""
-        self.start_seconds = 0.0
+        self.prediction_log = Path(given) if given else None
+        self.port, self.url, self.start_seconds = 0, "", 0.0
         self._process: subprocess.Popen | None = None
+        self._files = contextlib.ExitStack()  # the output file, the log's folder
         self._log: Any = None
 
     def __enter__(self) -> LocalServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self._log = self._files.enter_context(tempfile.TemporaryFile())
+        if self.prediction_log is None:
+            folder = tempfile.TemporaryDirectory(prefix="model-api-", ignore_cleanup_errors=True)
+            self.prediction_log = Path(self._files.enter_context(folder)) / "predictions.db"
+            self.environment[PREDICTION_LOG_VARIABLE] = str(self.prediction_log)
         command = [
             sys.executable, "-m", PACKAGE, "serve", "--host", "127.0.0.1",
             "--port", str(self.port), "--model-dir", str(self.model_dir),
             "--workers", str(self.workers),
         ]  # fmt: skip
-        self._log = tempfile.TemporaryFile()
-        if self._given_log is None:
-            self._folder = tempfile.TemporaryDirectory(
-                prefix="model-api-", ignore_cleanup_errors=True
-            )
-            self.prediction_log = Path(self._folder.name) / "predictions.db"
-            self.environment[PREDICTION_LOG_VARIABLE] = str(self.prediction_log)
         started = time.perf_counter()
         self._process = subprocess.Popen(
             command, stdout=self._log, stderr=subprocess.STDOUT, env=self.environment
         )
         try:
-            waited = wait_ready(self.url, self.timeout, self._process)
-            self._wait_for_every_worker(self.timeout - waited)
+            self._wait_for_every_worker(started + self.timeout)
         except PipelineError as error:
             self.stop()
-            detail = self._last_error()
-            self.close_log()
+            errors = [line for line in self.output().splitlines() if line.startswith("error: ")]
+            self._files.close()  # the server's own `error: ...` line, when it printed one:
+            detail = f" ({errors[-1].removeprefix('error: ')})" if errors else ""
             raise PipelineError(f"{error}{detail}") from None
         self.start_seconds = time.perf_counter() - started
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-        self.close_log()
+        self._files.close()
 
-    def _wait_for_every_worker(self, timeout: float) -> None:
-        """Wait until each worker has loaded its model: requests reach any of them."""
-        start = time.perf_counter()
-        while self.output().count(MODEL_LOADED) < self.workers:
-            if self._process is not None and self._process.poll() is not None:
-                raise PipelineError(
-                    f"the local server stopped with code {self._process.returncode}"
-                )
-            if time.perf_counter() - start > timeout:
-                loaded = self.output().count(MODEL_LOADED)
+    def _wait_for_every_worker(self, deadline: float) -> None:
+        """/ready, then each worker's `model loaded` line: requests reach any of them."""
+        assert self._process is not None
+        wait_ready(self.url, deadline - time.perf_counter(), self._process)
+        while (loaded := self.output().count(MODEL_LOADED)) < self.workers:
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                raise PipelineError(f"the local server stopped with code {code}")
+            if time.perf_counter() > deadline:
                 raise PipelineError(
                     f"{self.url}: {loaded} of {self.workers} workers had loaded the model "
                     f"after {self.timeout:g} s"
                 )
             time.sleep(0.05)
-
-    def close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self._folder is not None:
-            self._folder.cleanup()
-            self._folder = None
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -236,15 +206,10 @@ class LocalServer:
                 self._process.wait()
 
     def output(self) -> str:
-        if self._log is None:
+        if self._log is None or self._log.closed:
             return ""
         self._log.seek(0)
-        return self._log.read().decode("utf-8", errors="replace")
-
-    def _last_error(self) -> str:
-        """The server's own `error: ...` line, when it printed one."""
-        lines = [line for line in self.output().splitlines() if line.startswith("error: ")]
-        return f" ({lines[-1][len('error: ') :]})" if lines else ""
+        return str(self._log.read().decode("utf-8", errors="replace"))
 
 
 def parse_url(url: str) -> urllib.parse.SplitResult:

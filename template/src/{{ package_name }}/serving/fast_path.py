@@ -1,16 +1,10 @@
 """The fast path: the fitted pipeline converted to ONNX and run with onnxruntime.
 
-scikit-learn spends milliseconds on the Python overhead of one row; the same
-pipeline in onnxruntime answers in tens of microseconds. The conversion is
-checked, never trusted: write_model_folder keeps it only when it gives the
-pipeline's probabilities (within TOLERANCE) and classes on the check rows, and
-falls back to the pipeline otherwise, saying why in metadata.json.
-
-Two details of the conversion:
-- numbers go in as float32 (onnxruntime has no double imputer);
-- an ONNX string tensor cannot hold a missing value, so the converted copy of
-  each categorical imputer treats MISSING_CATEGORY as missing, and missing
-  categories are sent as that text.
+Checked, never trusted (docs/serving.md). Two details of the conversion:
+numbers go in as float32 (onnxruntime has no double imputer); an ONNX string
+tensor cannot hold a missing value, so the converted copy of each categorical
+imputer treats MISSING_CATEGORY as missing, and missing categories are sent
+as that text.
 """
 
 from __future__ import annotations

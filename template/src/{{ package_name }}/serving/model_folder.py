@@ -1,23 +1,13 @@
 """The model folder: everything the API, `score` and the container image need to answer.
 
-models/serving/ (deploy.yaml's `serving.model_dir`, or the MODEL_DIR
-environment variable) holds:
-
-- metadata.json: which model this is (name = this package, version, run_id,
-  git_commit, data_version, trained_at), what it takes (features, target, the
-  data contract it was trained under), what it must achieve (success_metric,
-  latency_budget_ms), the `libraries` that wrote it, the `fast_path` in use,
-  and a checksum of every other file;
-- model.joblib: the fitted scikit-learn pipeline;
-- model.onnx: the fast path (see fast_path.py), when the conversion gives the
-  pipeline's answers;
-- examples.json: a few rows with the probabilities the pipeline gave them,
-  answered again at every load: a library that behaves differently is caught
-  before the API takes traffic, and `smoke` sends them to a deployed API.
-
-The export command builds the metadata (describe_model helps) and calls
-write_model_folder; the API and `score` call open_model_folder then .load().
-Neither needs MLflow, the tracking store or the training data.
+models/serving/ (or MODEL_DIR) holds metadata.json (which model, what it
+takes and must achieve, the libraries that wrote it, the fast path in use,
+a checksum of every other file), model.joblib (the fitted pipeline),
+model.onnx (the fast path, when it gives the pipeline's answers) and
+examples.json (rows with the probabilities the pipeline gave them, answered
+again at every load, so that a library that behaves differently is caught
+before the API takes traffic). See docs/serving.md. Reading it needs neither
+MLflow, the tracking store nor the training data.
 """
 
 from __future__ import annotations
@@ -25,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -40,7 +31,7 @@ from ..core.errors import PipelineError
 from ..core.params import Params
 from ..core.settings import Settings
 from . import fast_path
-from .schema import Feature
+from .schema import Feature, valid_rows
 from .settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -54,30 +45,12 @@ EXAMPLE_ROWS = 5
 # Libraries recorded in metadata.json; those that load a file are checked at load.
 RECORDED_LIBRARIES = ("scikit-learn", "numpy", "scipy", "pandas", "joblib")
 FAST_PATH_LIBRARIES = ("onnxruntime", "skl2onnx", "onnx")
-REQUIRED: dict[str, tuple[type, ...]] = {
-    "name": (str,),
-    "version": (str, int),
-    "run_id": (str,),
-    "git_commit": (str,),
-    "data_version": (str,),
-    "features": (dict,),
-    "target": (str,),
-    "trained_at": (str,),
-    "data_contract": (dict,),
-    "success_metric": (dict,),
-    "latency_budget_ms": (int, float, type(None)),
-}
 EXPORT_HINT = "export the model again"
 
 
 def package_name() -> str:
     """The name of this project's package: the name a model folder must carry."""
     return __name__.split(".")[0]
-
-
-def contract_to_json(contract: DataContract) -> dict[str, Any]:
-    """The canvas's data contract as plain JSON (what metadata.json records)."""
-    return contract.model_dump()
 
 
 def describe_model(
@@ -104,7 +77,7 @@ def describe_model(
         },
         "target": params.features.target,
         "trained_at": trained_at or datetime.now(UTC).isoformat(timespec="seconds"),
-        "data_contract": contract_to_json(canvas.data_contract),
+        "data_contract": canvas.data_contract.model_dump(),
         "success_metric": {
             "name": goal.name,
             "threshold": goal.threshold,
@@ -120,20 +93,24 @@ class FeatureNames(Settings):
 
 
 class Recorded(Settings):
-    """The parts of metadata.json read_features checks (the rest is checked below)."""
+    """The fields of metadata.json this code relies on (classes and files: open_model_folder)."""
 
     model_config = ConfigDict(extra="ignore")
+    name: str
+    version: str | int
+    run_id: str
+    git_commit: str
+    data_version: str
     features: FeatureNames
+    target: str
+    trained_at: str
     data_contract: DataContract
+    success_metric: dict[str, Any]
+    latency_budget_ms: float | None = None
 
 
 def read_features(metadata: dict[str, Any], source: Path) -> list[Feature]:
     """The model's features with their contract rules; refuse a contract they do not meet."""
-    for key, types in REQUIRED.items():
-        value = metadata.get(key, ...)
-        if value is ... or not isinstance(value, types) or isinstance(value, bool):
-            problem = f"must be of type {' or '.join(t.__name__ for t in types)}"
-            raise PipelineError(f"{source}: `{key}` {'is missing' if value is ... else problem}.")
     recorded = Recorded.validated(metadata, source)
     columns = recorded.data_contract.columns
     kinds = {"numeric": ("float", "int"), "categorical": ("category", "int")}
@@ -165,14 +142,8 @@ def _installed(name: str) -> str | None:
         return None
 
 
-def library_versions(names: tuple[str, ...]) -> dict[str, str]:
-    return {name: version for name in names if (version := _installed(name))}
-
-
 def _release(version: str, parts: int) -> tuple[int, ...]:
     """The first `parts` numbers of a version: "1.9.1" -> (1, 9) for parts=2."""
-    import re
-
     return tuple(int(number) for number in re.findall(r"\d+", version)[:parts])
 
 
@@ -211,11 +182,8 @@ def check_libraries(metadata: dict[str, Any], source: Path, fast: bool) -> None:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(stream, "sha256").hexdigest()
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
@@ -464,25 +432,11 @@ def _examples(
     frame: pd.DataFrame, probabilities: Any, features: list[Feature], limit: int
 ) -> dict[str, Any]:
     """Up to `limit` rows the API accepts (contract-valid), with their probabilities."""
-    from pydantic import ValidationError
-
-    from .schema import build_row_model
-    from .score import feature_rows
-
-    row_model = build_row_model(features, ServingSettings().number_limit)
-    candidates, _ = feature_rows(frame, features)  # cells as JSON carries them
-    rows, kept = [], []
-    for position, candidate in enumerate(candidates):
-        row = {name: value for name, value in candidate.items() if value is not None}
-        try:
-            row_model.model_validate(row)
-        except ValidationError:
-            continue
-        rows.append(row)
-        kept.append(position)
-        if len(rows) == limit:
-            break
-    return {"rows": rows, "probabilities": [[float(p) for p in probabilities[i]] for i in kept]}
+    kept = valid_rows(frame, features, ServingSettings().number_limit)[:limit]
+    return {
+        "rows": [row for _, row in kept],
+        "probabilities": [[float(p) for p in probabilities[i]] for i, _ in kept],
+    }
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -548,7 +502,7 @@ def write_model_folder(
             **metadata,
             "version": str(metadata["version"]),
             "classes": classes,
-            "libraries": library_versions(libraries),
+            "libraries": {name: v for name in libraries if (v := _installed(name))},
             "fast_path": fast_path_info,
             "files": {
                 path.name: sha256_of(path) for path in sorted(staging.iterdir()) if path.is_file()

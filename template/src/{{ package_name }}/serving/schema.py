@@ -1,21 +1,12 @@
 """Request and answer schemas built from the data contract the model was trained under.
 
-One field per feature, in the model's order, from its contract rule:
-- float / int: a number of that type within min..max (inclusive). A number
-  with no bound in the contract is still held to +-`serving.number_limit`,
-  because a huge finite value (1e308) overflows the scaler to infinity;
-- category: a text, one of `allowed` when the contract lists them;
-- `allowed` for numbers: one of the listed values;
-- max_missing > 0: the field may be left out or null; otherwise it is required.
-
-Types are strict (`false` or "12.5" is not a number, 12.0 is not an int),
-NaN and infinities are refused, and a field the model does not know is an
-error. The same models check the rows of `score`, so a file and the API
-accept exactly the same rows.
+The rules are in docs/serving.md ("The API"). The same models check the rows
+of `score`, so a file and the API accept exactly the same rows.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..core.canvas import ColumnRule
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pydantic import BaseModel
 
 # The discriminator's tags appear in pydantic's error locations; they are
@@ -67,9 +59,8 @@ def _number_type(rule: ColumnRule, number_limit: float) -> Any:
     base: type = float if rule.type == "float" else int
     low = rule.min if rule.min is not None else -number_limit
     high = rule.max if rule.max is not None else number_limit
-    if base is int:
-        # ints are exact: keep the bounds whole so the schema says "integer".
-        low, high = _whole(low, up=True), _whole(high, up=False)
+    if base is int:  # ints are exact: whole bounds, so that the schema says "integer"
+        low, high = math.ceil(low), math.floor(high)
     constraints: dict[str, Any] = {"strict": True, "ge": low, "le": high}
     if base is float:
         constraints["allow_inf_nan"] = False
@@ -78,12 +69,6 @@ def _number_type(rule: ColumnRule, number_limit: float) -> Any:
     allowed = [base(value) for value in rule.allowed]
     field = Field(**constraints, json_schema_extra={"enum": allowed})
     return Annotated[base, field, _one_of(allowed)]
-
-
-def _whole(bound: float, up: bool) -> int:
-    import math
-
-    return math.ceil(bound) if up else math.floor(bound)
 
 
 def _category_type(rule: ColumnRule) -> Any:
@@ -215,10 +200,6 @@ def encodable(text: str) -> str:
     return text
 
 
-def _shown_location(part: Any) -> Any:
-    return encodable(part) if isinstance(part, str) else part
-
-
 def error_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """pydantic errors as JSON-safe items: location, message, type, and the input if plain.
 
@@ -228,7 +209,7 @@ def error_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     details = []
     for error in errors:
-        location = [_shown_location(part) for part in error.get("loc", ())]
+        location = [encodable(p) if isinstance(p, str) else p for p in error.get("loc", ())]
         if len(location) > 1 and location[0] == "body" and location[1] in (ROW_TAG, BATCH_TAG):
             del location[1]
         item: dict[str, Any] = {
@@ -245,3 +226,83 @@ def error_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
             item["input"] = value
         details.append(item)
     return details
+
+
+def _plain_number(value: Any, rule_type: str) -> Any:
+    """A cell as JSON would carry it: whole floats of an int column become ints."""
+    if value is None or value != value:
+        return None
+    if rule_type == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def feature_rows(
+    frame: pd.DataFrame, features: list[Feature]
+) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
+    """The rows as the API would receive them, and the cells that are not numbers.
+
+    A CSV reader turns a column with one bad cell into text: numbers are
+    parsed here, so that the bad cell, not the whole column, is reported.
+    Problems are (row position, column, message).
+    """
+    import pandas as pd
+
+    columns: dict[str, list[Any]] = {}
+    problems: list[tuple[int, str, str]] = []
+    for feature in features:
+        series = frame[feature.name].reset_index(drop=True)
+        if feature.rule.type == "category":
+            columns[feature.name] = [
+                None if value is None or value != value else str(value)
+                for value in series.astype(object).tolist()
+            ]
+            continue
+        numbers = pd.to_numeric(series, errors="coerce")
+        for position in (series.notna() & numbers.isna()).to_numpy().nonzero()[0]:
+            shown = repr(series.iloc[position])
+            problems.append((int(position), feature.name, f"not a number ({shown})"))
+        values = numbers.astype(object).where(numbers.notna(), None).tolist()
+        columns[feature.name] = [_plain_number(value, feature.rule.type) for value in values]
+    names = list(columns)
+    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
+    return rows, problems
+
+
+def contract_problems(
+    rows: list[dict[str, Any]], features: list[Feature], number_limit: float
+) -> list[tuple[int, str, str]]:
+    """Every cell that breaks the contract, as (row position, column, message)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    row_model: Any = build_row_model(features, number_limit)  # a class built at run time
+    checker: TypeAdapter[list[Any]] = TypeAdapter(list[row_model])
+    try:
+        checker.validate_python(rows)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            position, *field = item["loc"]
+            message = item["msg"]
+            if item.get("input", "") is None:
+                message = "missing, and the contract allows no missing value here"
+            problems.append((int(position), ".".join(map(str, field)), message))
+        return problems
+    return []
+
+
+def valid_rows(
+    frame: pd.DataFrame, features: list[Feature], number_limit: float
+) -> list[tuple[int, dict[str, Any]]]:
+    """The rows that meet the contract, with their positions, as the API takes them.
+
+    An absent optional field reads as missing: no nulls are sent.
+    """
+    rows, problems = feature_rows(frame, features)
+    problems += contract_problems(rows, features, number_limit)
+    bad = {position for position, _, _ in problems}
+    return [
+        (position, {k: v for k, v in row.items() if v is not None})
+        for position, row in enumerate(rows)
+        if position not in bad
+    ]

@@ -2,12 +2,10 @@
 
     uv run <package> score data/new.csv [--output predictions.csv] [--model-dir DIR]
 
-Each row goes through the API's own checks (schema.py: the data contract the
-model was trained under), so a file and the API accept the same rows; columns
-that are not features (an id, the target) are kept and not checked. A file
-with bad rows is refused as a whole, naming the first ones: nothing partial
-is written. The output is the input plus `prediction`, `probability` and
-`model_version`, as CSV or Parquet (by its suffix), written in one step.
+Each row goes through the API's own checks (schema.py); columns that are not
+features (an id, the target) are kept unchecked. A file with bad rows is
+refused whole, naming the first ones: nothing partial is written. The output
+is the input plus `prediction`, `probability` and `model_version`.
 """
 
 from __future__ import annotations
@@ -15,11 +13,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..core import files
 from ..core.errors import PipelineError
-from .schema import Feature
+from .model_folder import open_model_folder
+from .schema import contract_problems, feature_rows
 from .settings import load_serving_settings
 
 if TYPE_CHECKING:
@@ -62,76 +61,11 @@ def write_table(path: Path, frame: pd.DataFrame) -> None:
         raise PipelineError("writing Parquet needs pyarrow: `uv add pyarrow`.") from None
 
 
-def _plain_number(value: Any, rule_type: str) -> Any:
-    """A cell as JSON would carry it: whole floats of an int column become ints."""
-    if value is None or value != value:
-        return None
-    if rule_type == "int" and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 def position_label(path: Path) -> Callable[[int], str]:
     """How a message points at a row: its line in a CSV file (header = line 1), else its rank."""
     if path.suffix.lower() == ".csv":
         return lambda position: f"line {position + 2}"
     return lambda position: f"row {position + 1}"
-
-
-def feature_rows(
-    frame: pd.DataFrame, features: list[Feature]
-) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
-    """The rows as the API would receive them, and the cells that are not numbers.
-
-    A CSV reader turns a column with one bad cell into text: numbers are
-    parsed here, so that the bad cell, not the whole column, is reported.
-    Problems are (row position, column, message).
-    """
-    import pandas as pd
-
-    columns: dict[str, list[Any]] = {}
-    problems: list[tuple[int, str, str]] = []
-    for feature in features:
-        series = frame[feature.name].reset_index(drop=True)
-        if feature.rule.type == "category":
-            columns[feature.name] = [
-                None if value is None or value != value else str(value)
-                for value in series.astype(object).tolist()
-            ]
-            continue
-        numbers = pd.to_numeric(series, errors="coerce")
-        for position in (series.notna() & numbers.isna()).to_numpy().nonzero()[0]:
-            shown = repr(series.iloc[position])
-            problems.append((int(position), feature.name, f"not a number ({shown})"))
-        values = numbers.astype(object).where(numbers.notna(), None).tolist()
-        columns[feature.name] = [_plain_number(value, feature.rule.type) for value in values]
-    names = list(columns)
-    rows = [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
-    return rows, problems
-
-
-def contract_problems(
-    rows: list[dict[str, Any]], features: list[Feature], number_limit: float
-) -> list[tuple[int, str, str]]:
-    """Every cell that breaks the contract, as (row position, column, message)."""
-    from pydantic import TypeAdapter, ValidationError
-
-    from .schema import build_row_model
-
-    row_model: Any = build_row_model(features, number_limit)  # a class built at run time
-    checker: TypeAdapter[list[Any]] = TypeAdapter(list[row_model])
-    try:
-        checker.validate_python(rows)
-    except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            position, *field = item["loc"]
-            message = item["msg"]
-            if item.get("input", "") is None:
-                message = "missing, and the contract allows no missing value here"
-            problems.append((int(position), ".".join(map(str, field)), message))
-        return problems
-    return []
 
 
 def describe_problems(
@@ -154,8 +88,6 @@ def default_output(input_path: Path) -> Path:
 def run(
     input_path: Path, output: Path | None = None, model_dir: Path | None = None
 ) -> pd.DataFrame:
-    from .model_folder import open_model_folder
-
     settings = load_serving_settings()
     folder = open_model_folder(model_dir or settings.model_dir)
     output = output or default_output(input_path)

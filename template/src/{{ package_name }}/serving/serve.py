@@ -2,16 +2,12 @@
 
     uv run <package> serve [--host H] [--port P] [--workers N] [--model-dir DIR]
 
-Options override deploy.yaml's `serving:` section. The model folder is
-checked before the server starts, and the port is tried first: a bad folder
-or a port in use is a one-line error, not a traceback. With more than one
-worker, each process builds the app again from the same settings (uvicorn's
-factory mode), so the model folder is passed on through MODEL_DIR.
-
-With level 4's monitoring folder, the metrics are prepared for the workers
-first (one Prometheus multiprocess folder they share), and SIGTERM or
-Ctrl+C stop each worker through its lifespan shutdown, which writes the
-prediction log's buffered rows before the process exits.
+Options override deploy.yaml's `serving:` section. The folder and the port
+are checked first: a bad folder or a port in use is a one-line error. With
+more than one worker each process builds the app again (uvicorn's factory
+mode), so the model folder is passed on through MODEL_DIR. Level 4's metrics
+are prepared for the workers first (one shared Prometheus folder), and each
+worker's lifespan shutdown writes the prediction log's buffered rows.
 """
 
 from __future__ import annotations
@@ -24,6 +20,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from ..core.commands import positive_int
 from ..core.errors import PipelineError
 from .settings import MODEL_DIR_VARIABLE, ServingSettings, load_serving_settings
 
@@ -51,18 +48,11 @@ def check_port(host: str, port: int) -> None:
 def settings_with(
     host: str | None, port: int | None, workers: int | None, model_dir: Path | None
 ) -> ServingSettings:
+    changes = {"host": host, "port": port, "workers": workers, "model_dir": model_dir}
     settings = load_serving_settings()
-    changes: dict[str, Any] = {
-        "host": host,
-        "port": port,
-        "workers": workers,
-        "model_dir": model_dir,
-    }
     settings = settings.model_copy(update={k: v for k, v in changes.items() if v is not None})
     if not 0 < settings.port < 65536:
         raise PipelineError(f"--port must be between 1 and 65535 (got {settings.port}).")
-    if settings.workers < 1:
-        raise PipelineError(f"--workers must be at least 1 (got {settings.workers}).")
     return settings
 
 
@@ -117,7 +107,9 @@ def run(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="address to listen on (deploy.yaml: serving.host)")
     parser.add_argument("--port", type=int, help="port (deploy.yaml: serving.port)")
-    parser.add_argument("--workers", type=int, help="processes (deploy.yaml: serving.workers)")
+    parser.add_argument(
+        "--workers", type=positive_int, help="processes (deploy.yaml: serving.workers)"
+    )
     parser.add_argument(
         "--model-dir", type=Path, help="model folder (default: MODEL_DIR or serving.model_dir)"
     )

@@ -1,9 +1,7 @@
 """deploy.yaml's `serving:` section: how the model API runs and what it accepts.
 
-The defaults are the fields below; deploy.yaml (read whole by
-release/settings.py) changes them. Command-line options override the file, and
-the MODEL_DIR environment variable overrides `serving.model_dir` (a container
-sets it).
+Command-line options override the file; MODEL_DIR overrides
+`serving.model_dir` (a container sets it).
 """
 
 from __future__ import annotations

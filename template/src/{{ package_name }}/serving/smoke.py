@@ -3,13 +3,8 @@
     uv run <package> smoke --url https://churn.example.com   # a deployed API
     uv run <package> smoke --start                           # a local server, started and stopped
 
-Checks, in order: /health answers; /ready answers 200; /version names this
-project and the expected model version (the local model folder's, or
---expect-version); the examples recorded in the model folder get the
-probabilities recorded at export; rows of the test split (--data) get one
-answer each, with a probability between 0 and 1 and a known class; a row that
-breaks the contract gets 422; and, when a token is configured, /predict
-without it gets 401. The first failed check is the one-line error.
+The checks, in order, are listed in docs/serving.md; the first that fails is
+the one-line error.
 """
 
 from __future__ import annotations
@@ -21,17 +16,9 @@ from typing import Any
 
 from ..core import paths
 from ..core.errors import PipelineError
-from .client import (
-    Answer,
-    LocalServer,
-    add_target_arguments,
-    join,
-    parse_url,
-    request,
-    wait_ready,
-)
+from .client import LocalServer, add_target_arguments, join, parse_url, request, wait_ready
 from .model_folder import read_features
-from .schema import Feature
+from .schema import Feature, valid_rows
 from .settings import ServingSettings, load_serving_settings
 
 # Answers are rounded to 6 decimals; the fast path may differ by 1e-5.
@@ -39,24 +26,32 @@ PROBABILITY_TOLERANCE = 2e-5
 
 
 class Checks:
-    """Run named checks against one API; stop at the first failure."""
+    """Named checks ("POST /predict ...") against one API; stop at the first failure."""
 
     def __init__(
         self, url: str, token: str | None, extra_headers: Mapping[str, str] | None = None
     ) -> None:
-        self.url = url
-        self.token = token
+        self.url, self.token = url, token
         self.extra_headers = extra_headers  # what the platform in front needs (Cloud Run's IAM)
         self.passed: list[str] = []
 
-    def call(self, method: str, path: str, body: Any = None, token: str | None = "") -> Answer:
-        token = self.token if token == "" else token
-        return request(
-            join(self.url, path), method, body, token=token, extra_headers=self.extra_headers
+    def __call__(
+        self,
+        name: str,
+        status: int = 200,
+        test: Callable[[Any], str] = lambda body: "",
+        body: Any = None,
+        token: bool = True,
+    ) -> Any:
+        """Send the request `name` starts with; fail unless it gets `status` and passes `test`."""
+        method, path = name.split()[:2]
+        answer = request(
+            join(self.url, path),
+            method,
+            body,
+            token=self.token if token else None,
+            extra_headers=self.extra_headers,
         )
-
-    def expect(self, name: str, answer: Answer, status: int, test: Callable[[Any], str]) -> Any:
-        """Fail unless the answer has `status` and test(body) returns no problem."""
         if answer.status != status:
             raise PipelineError(
                 f"smoke: {name}: expected HTTP {status}, got {answer.status}: "
@@ -66,7 +61,7 @@ class Checks:
         if problem:
             raise PipelineError(f"smoke: {name}: {problem}")
         self.passed.append(f"{name} ({answer.seconds * 1000:.1f} ms)")
-        print(f"smoke: ok  {name} ({answer.seconds * 1000:.1f} ms)")
+        print(f"smoke: ok  {self.passed[-1]}")
         return answer.body
 
 
@@ -103,7 +98,7 @@ def data_rows(
     data: Path, features: list[Feature], limit: int, number_limit: float
 ) -> list[dict[str, Any]]:
     """Up to `limit` contract-valid rows of a CSV/Parquet file, as the API takes them."""
-    from .score import contract_problems, feature_rows, read_table
+    from .score import read_table
 
     if not data.is_file() or limit <= 0:
         return []
@@ -111,12 +106,7 @@ def data_rows(
     missing = [f.name for f in features if f.name not in frame.columns]
     if missing:
         raise PipelineError(f"{data} lacks the model's features {', '.join(missing)}.")
-    rows, problems = feature_rows(frame.head(limit * 2), features)
-    problems += contract_problems(rows, features, number_limit)
-    bad = {position for position, _, _ in problems}
-    kept = [row for position, row in enumerate(rows) if position not in bad]
-    # The API reads an absent optional field as missing: send no nulls.
-    return [{k: v for k, v in row.items() if v is not None} for row in kept[:limit]]
+    return [row for _, row in valid_rows(frame.head(limit * 2), features, number_limit)][:limit]
 
 
 def _broken(row: dict[str, Any], features: list[Feature]) -> dict[str, Any]:
@@ -136,16 +126,11 @@ def check_api(
     extra_headers: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Run every check against the API at url; return the passed checks."""
-    checks = Checks(url, settings.token, extra_headers)
+    check = Checks(url, settings.token, extra_headers)
     version = expect_version or (folder.version if folder else None)
-    checks.expect("GET /health", checks.call("GET", "/health"), 200, lambda b: "")
-    checks.expect("GET /ready", checks.call("GET", "/ready"), 200, lambda b: "")
-    metadata = checks.expect(
-        "GET /version",
-        checks.call("GET", "/version"),
-        200,
-        lambda b: _version_problem(b, folder, version),
-    )
+    check("GET /health")
+    check("GET /ready")
+    metadata = check("GET /version", test=lambda b: _version_problem(b, folder, version))
     version = version or str(metadata.get("version"))
     if folder is not None:
         classes, features = folder.classes, folder.features
@@ -155,22 +140,20 @@ def check_api(
     if folder is not None and folder.examples["rows"]:
         examples = folder.examples
         samples = examples["rows"]
-        checks.expect(
+        check(
             f"POST /predict {len(samples)} recorded examples",
-            checks.call("POST", "/predict", {"rows": samples}),
-            200,
-            lambda b: (
+            body={"rows": samples},
+            test=lambda b: (
                 _answers_problem(b, len(samples), classes, version)
                 or _examples_problem(b, examples)
             ),
         )
     test_rows = data_rows(data, features, rows, settings.number_limit)
     if test_rows:
-        checks.expect(
+        check(
             f"POST /predict {len(test_rows)} rows of {data}",
-            checks.call("POST", "/predict", {"rows": test_rows}),
-            200,
-            lambda b: _answers_problem(b, len(test_rows), classes, version),
+            body={"rows": test_rows},
+            test=lambda b: _answers_problem(b, len(test_rows), classes, version),
         )
         samples = samples or test_rows
     if not samples:
@@ -178,26 +161,20 @@ def check_api(
             "smoke: no rows to send: pass --model-dir (a model folder with examples.json) "
             "or --data (a CSV or Parquet file of rows)."
         )
-    checks.expect(
+    check(
         "POST /predict one row",
-        checks.call("POST", "/predict", samples[0]),
-        200,
-        lambda b: _answers_problem({"predictions": [b]}, 1, classes, version),
+        body=samples[0],
+        test=lambda b: _answers_problem({"predictions": [b]}, 1, classes, version),
     )
-    checks.expect(
+    check(
         "POST /predict a row that breaks the contract is refused",
-        checks.call("POST", "/predict", _broken(samples[0], features)),
         422,
         lambda b: "" if isinstance(b, dict) and b.get("detail") else "no detail in the 422",
+        body=_broken(samples[0], features),
     )
     if settings.token:
-        checks.expect(
-            "POST /predict without the token is refused",
-            checks.call("POST", "/predict", samples[0], token=None),
-            401,
-            lambda b: "",
-        )
-    return checks.passed
+        check("POST /predict without the token is refused", 401, body=samples[0], token=False)
+    return check.passed
 
 
 def _version_problem(body: Any, folder: Any, version: str | None) -> str:
