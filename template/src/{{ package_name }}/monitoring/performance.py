@@ -152,9 +152,10 @@ def evaluate(
     settings_path: Path = MONITORING_SETTINGS,
     canvas_path: Path = paths.CANVAS,
     params_path: Path = paths.PARAMS,
-    json_path: Path = PERFORMANCE_JSON,
+    json_path: Path | None = PERFORMANCE_JSON,
 ) -> dict[str, Any]:
-    """Judge the window and write the report; a PipelineError when it cannot judge."""
+    """Judge the window and write the report (unless json_path is None); a PipelineError when it
+    cannot judge."""
     monitoring = load_monitoring_settings(settings_path)
     settings: PerformanceSettings = monitoring.performance
     files.require_file(canvas_path, "the success metric is canvas.yaml's: restore it")
@@ -187,9 +188,10 @@ def evaluate(
             "met": goal.is_met(value),
         },
         "test_score": compared if compared is not None else {"note": note},
-        "outputs": {"json": str(json_path)},
+        "outputs": {"json": str(json_path)} if json_path is not None else {},
     }
-    files.write_json(json_path, report)
+    if json_path is not None:
+        files.write_json(json_path, report)
     return report
 
 
@@ -209,9 +211,10 @@ def verdict_line(report: dict[str, Any]) -> str:
     else:
         against += f"; not compared with a test score ({test['note']})"
     outcome = "TRIPPED" if report["tripped"] else "ok"
+    written = "".join(f" ({path})" for path in report["outputs"].values())
     return (
         f"performance: {metric} {report['value']:.4f} on the last {report['rows']} feedback rows "
-        f"({against}) -> {outcome} ({report['outputs']['json']})"
+        f"({against}) -> {outcome}{written}"
     )
 
 
