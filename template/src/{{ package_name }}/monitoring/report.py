@@ -287,7 +287,7 @@ def run(
         performance_section(log, settings_path),
         drift_section(window, settings),
     ]
-    files.write_text(output, page(f"Monitoring report: {window.last} UTC", sections))
+    files.write_text(output, page(f"Monitoring report: {window.last}", sections))
     shown = f"{window.rows:,} row" + ("" if window.rows == 1 else "s")
     seconds = time.perf_counter() - started
     print(f"monitoring-report: wrote {output} ({shown}, {seconds:.2f} s)")
