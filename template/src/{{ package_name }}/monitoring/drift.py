@@ -249,16 +249,12 @@ def judge_categorical(profile: dict[str, Any], values: pd.Series, settings: Drif
 
 def judge_skew(window: Window, threshold: float) -> dict[str, Any]:
     """The share of the window's rows the data contract refused, in all and by rule."""
-    by_rule: dict[str, int] = {}
-    for rule in window.refused_rules:
-        by_rule[rule] = by_rule.get(rule, 0) + 1
     share = len(window.refused_rules) / window.rows if window.rows else 0.0
-    ordered = sorted(by_rule.items(), key=lambda item: -item[1])
     return {
         "refused_rows": len(window.refused_rules),
         "rows": window.rows,
         "refused_share": _threshold(share, threshold),
-        "by_rule": {rule: count / window.rows for rule, count in ordered},
+        "by_rule": {rule: count / window.rows for rule, count in window.by_rule().items()},
     }
 
 

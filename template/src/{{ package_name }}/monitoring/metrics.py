@@ -1,22 +1,12 @@
-"""GET /metrics: the API's Prometheus metrics (names in docs/monitoring.md).
+"""GET /metrics: the API's Prometheus metrics, whose names and labels are the contract of
+docs/monitoring.md (API_METRICS is the one list of them; `check-monitoring` checks that
+dashboards and rules use no other).
 
-The names and labels are the contract of docs/monitoring.md: dashboards and
-alert rules use them, and `check-monitoring` checks that they use no other
-(API_METRICS below is the one list of them).
-
-Two kinds of metrics:
-
-- events and state (requests, predictions, the prediction log's counts) are
-  prometheus_client counters, a histogram and gauges. With several uvicorn
-  workers each process writes its own values to files in
-  PROMETHEUS_MULTIPROC_DIR (prepare_multiprocess sets it up before the workers
-  start) and whichever worker answers a scrape adds them all up;
-- facts known at scrape time (the model's name and version, the canvas
-  latency budget, the live value of the canvas success metric) are computed
-  by a collector when scraped: the same in every worker, no file needed.
-
-prometheus_client is imported inside the functions: the API imports this
-module, and runs without the `monitoring` group until level 4 installs it.
+Events and state are prometheus_client counters, a histogram and gauges: with several
+uvicorn workers each writes its values to files in PROMETHEUS_MULTIPROC_DIR and whichever
+answers a scrape adds them up. Facts known at scrape time (the model, the canvas budget, the
+live metric) are computed by a collector when scraped. prometheus_client is imported inside
+the functions: the API runs without the `monitoring` group until level 4 installs it.
 """
 
 from __future__ import annotations

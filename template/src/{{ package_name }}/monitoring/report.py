@@ -22,6 +22,7 @@ import io
 import sqlite3
 import time
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,6 +73,11 @@ class Window:
     refused_rules: list[str]  # one per refused row (status 422)
     first: str | None
     last: str | None
+
+    def by_rule(self) -> dict[str, int]:
+        """Refused rows per rule, the most frequent first."""
+        counts = Counter(self.refused_rules)
+        return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def open_log(path: Path) -> sqlite3.Connection:
@@ -232,15 +238,12 @@ def window_section(window: Window, days: int) -> str:
         ["refused by the data contract", f"{refused:,}"],
         ["time span (UTC)", f"{window.first} to {window.last}"],
     ]
-    rules: dict[str, int] = {}
-    for rule in window.refused_rules:
-        rules[rule] = rules.get(rule, 0) + 1
-    by_rule = sorted(rules.items(), key=lambda item: -item[1])
+    by_rule = [list(item) for item in window.by_rule().items()]
     return (
         f"<p>{escape(window.path)}: the last {days} day(s) back from its newest record. "
         f"Traffic, latency and the live metric over time: {escape(DASHBOARD)}.</p>"
         + table(["", "value"], rows)
-        + (table(["refused rule", "rows"], [list(item) for item in by_rule]) if by_rule else "")
+        + (table(["refused rule", "rows"], by_rule) if by_rule else "")
     )
 
 
