@@ -216,13 +216,13 @@ def new_figure() -> Figure:
     """A figure of its own, off pyplot: no global state, no GUI backend, none left open."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(6, 2.8), dpi=90, layout="constrained")
+    return Figure(figsize=(6, 2.8), dpi=90)
 
 
 def image(figure: Figure, alt: str) -> str:
     """The figure as an <img> whose PNG the page carries (a data URI)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", bbox_inches="tight")
     encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f"<img alt='{escape(alt)}' src='data:image/png;base64,{encoded}'>"
 
