@@ -396,7 +396,9 @@ def feature_image(
     return image(figure, name)
 
 
-def section(report: dict[str, Any], profile: dict[str, Any], current: pd.DataFrame) -> str:
+def section(
+    report: dict[str, Any], profile: dict[str, Any], current: pd.DataFrame, note: str = ""
+) -> str:
     """The drift page's body, also the monitoring report's section: verdicts, skew, plots."""
     window, skew, reference = report["window"], report["skew"], report["reference"]
     verdicts = report["features"]
@@ -408,6 +410,7 @@ def section(report: dict[str, Any], profile: dict[str, Any], current: pd.DataFra
     share = skew["refused_share"]
     parts = [
         f"<h2>Drift: {'drift found' if report['drifted'] else 'no drift'}</h2>",
+        f"<p class='missed'>{escape(note)}</p>" if note else "",
         f"<p>{window['rows']:,} rows of {escape(window['log'])} ({escape(window['first'])} to "
         f"{escape(window['last'])}), {window['answered']:,} answered, against "
         f"{escape(reference['path'])} ({reference['rows']:,} training rows).</p>",

@@ -265,10 +265,15 @@ def drift_section(window: Window, monitoring: MonitoringSettings) -> str:
     try:
         reference_file = drift.reference_path()
         profile = drift.load_reference(reference_file)
-        report, current = drift.judge(window, profile, reference_file, monitoring)
-        return drift.section(report, profile, current)
+        report, current = drift.judge(window, profile, reference_file, monitoring, window=1)
     except PipelineError as error:
         return f"<h2>Features against the reference profile</h2><p>Not judged: {escape(error)}</p>"
+    answered, minimum = len(window.inputs), monitoring.drift.min_rows
+    few = (
+        f"Only {answered:,} answered rows, fewer than drift.min_rows ({minimum:,}): the plots "
+        "show the window, but its verdicts are not calibrated (`drift` refuses to judge it)."
+    )
+    return drift.section(report, profile, current, few if answered < minimum else "")
 
 
 def run(
