@@ -258,11 +258,12 @@ def read_log(workdir: Path, package: str, rows: int) -> dict:
     import pandas  # noqa: F401 (imported before the clock starts)
 
     drift = importlib.import_module(f"{package}.monitoring.drift")
+    report = importlib.import_module(f"{package}.monitoring.report")  # the log's one reader
     reference = json.loads((workdir / "reference-profile.json").read_text())
     names = list(reference["features"])
     log = workdir / "predictions.db"
     started = time.perf_counter()
-    window = drift.read_window(log, rows, None)
+    window = report.read_window(log, rows, None)
     read_seconds = time.perf_counter() - started
     drift.feature_frame(window.inputs, names, log, workdir / "reference-profile.json")
     frame_seconds = time.perf_counter() - started - read_seconds

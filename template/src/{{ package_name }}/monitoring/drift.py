@@ -4,47 +4,27 @@
     uv run <package> drift --since 2025-06-01    # every row logged since (UTC)
     uv run <package> drift --last 20000 --window 10000 --reference other/profile.json
 
-Reads a window of the SQLite prediction log (monitoring.yaml
-`prediction_log.path`, or --log) read-only, so it runs while the API writes
-it: the last N rows written (`--last`, default `drift.window_rows`), or
-those logged since a time (`--since`), or both. The answered rows (status
-200) are compared feature by feature with the reference profile of the
-training data (`profile` stage; by default the model folder's copy,
-models/serving/reference-profile.json, else models/reference-profile.json):
+The answered rows of a window of the prediction log are compared feature by
+feature with the reference profile of the training data (`profile` stage;
+the model folder's copy first): a number with the population stability
+index on the reference's quantile bins and the two-sample Kolmogorov-Smirnov
+test on its sample; a category with the largest change of one share and a
+chi-square test; both with the change of the missing rate. A feature drifts
+when an effect size passes its threshold (monitoring.yaml `drift:`) AND the
+test's p-value is below `drift.p_value`: at large windows the p-value alone
+flags changes too small to matter, at small ones the effect size alone flags
+noise. The share of rows the contract refused (422) is the training-serving
+skew. Below `drift.min_rows` answered rows (or `--window`) it refuses to judge.
 
-- a number: the population stability index on the reference's quantile
-  bins and the two-sample Kolmogorov-Smirnov test on its sample of values;
-- a category: the largest change of one category's share (and the total
-  variation distance), with a chi-square test of the counts;
-- both: the change of the missing rate.
-
-A feature drifts when an effect size passes its threshold (monitoring.yaml
-`drift:`) and the test's p-value is below `drift.p_value`: at large windows
-the p-value alone would flag changes too small to matter, at small ones the
-effect size alone would flag noise. Training-serving skew is the share of
-the window's rows the data contract refused (status 422), by rule. Below
-`drift.min_rows` answered rows (or `--window`) the check refuses to judge.
-
-It writes reports/drift.json (per feature: each statistic, its threshold,
-drifted or not; the refused share; the overall verdict) and reports/drift.html
-(self-contained: a plot per feature, reference vs current), and prints
-which features drifted and by how much.
-
-Exit codes: 0 no drift; 3 drift found (a feature drifted, or the refused
-share passed its threshold: the reports are written); 1 the check could not
-run (no log, no reference, a window too small, a log without a feature of
-the reference), with a one-line error.
+Writes reports/drift.json and reports/drift.html (a plot per feature) and
+prints what drifted. Exit 0 no drift, 3 drift found (reports written), 1
+cannot run (no log, no reference, a window too small...), with a one-line error.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
 import json
-import sqlite3
-import warnings
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,9 +34,24 @@ from ..core.errors import PipelineError
 from . import drift_stats
 from .profile import FORMAT as PROFILE_FORMAT
 from .profile import REFERENCE_PROFILE, category_key, numbers_of
-from .records import loads
-from .report import tick_label
-from .settings import MONITORING_SETTINGS, DriftSettings, load_monitoring_settings
+from .report import (
+    Window,
+    escape,
+    image,
+    new_figure,
+    page,
+    parse_since,
+    plotting,
+    read_window,
+    table,
+    tick_label,
+)
+from .settings import (
+    MONITORING_SETTINGS,
+    DriftSettings,
+    MonitoringSettings,
+    load_monitoring_settings,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,12 +60,6 @@ if TYPE_CHECKING:
 DRIFT_JSON = paths.REPORTS / "drift.json"
 DRIFT_HTML = paths.REPORTS / "drift.html"
 DRIFT_EXIT_CODE = 3
-ANSWERED = 200
-REFUSED = 422
-LOG_HINT = (
-    "the model API writes it at level 4: start it (`uv run poe serve`) and send it traffic, "
-    "or pass --log"
-)
 REFERENCE_HINT = "run the pipeline (its `profile` stage) and export the model, or pass --reference"
 PLOT_BINS = 40
 MAX_CATEGORIES = 15
@@ -84,26 +73,16 @@ class DriftFound(SystemExit):
         super().__init__(DRIFT_EXIT_CODE)
 
 
-@dataclass(frozen=True)
-class Window:
-    """The rows of the log the check judges."""
-
-    path: Path
-    rows: int  # every logged row of the window, answered or refused
-    inputs: list[dict[str, Any]]  # the answered rows, as sent
-    refused_rules: list[str]  # one per refused row (status 422)
-    first: str | None
-    last: str | None
-
-
 # --- The reference ------------------------------------------------------------------------------
 
 
-def reference_path(given: Path | None, model_dir: Path) -> Path:
+def reference_path(given: Path | None = None) -> Path:
     """--reference, else the model folder's copy, else the one the pipeline wrote."""
+    from ..serving.settings import load_serving_settings
+
     if given is not None:
         return given
-    exported = model_dir / REFERENCE_PROFILE.name
+    exported = load_serving_settings().model_dir / REFERENCE_PROFILE.name
     return exported if exported.is_file() else REFERENCE_PROFILE
 
 
@@ -124,95 +103,6 @@ def load_reference(path: Path) -> dict[str, Any]:
     if not profile["features"]:
         raise PipelineError(f"{path} profiles no feature: {REFERENCE_HINT}.")
     return profile
-
-
-# --- The window of the log ----------------------------------------------------------------------
-
-
-def parse_since(text: str) -> str:
-    """An ISO 8601 time (UTC when no offset is given) in the log's format, to compare as text."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise PipelineError(
-            f"--since {text!r} is not an ISO 8601 time (e.g. 2025-06-01 or 2025-06-01T12:00)."
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def open_log(path: Path) -> sqlite3.Connection:
-    """The log opened read-only: the check never creates, locks or changes it."""
-    if not path.is_file():
-        raise PipelineError(f"{path} is missing (no prediction log): {LOG_HINT}.")
-    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        found = {str(row[1]) for row in connection.execute("PRAGMA table_info(predictions)")}
-    except sqlite3.DatabaseError as error:
-        connection.close()
-        raise PipelineError(f"{path} is not a prediction log (SQLite says: {error}).") from None
-    missing = {"time", "status", "input", "refused_rule"} - found
-    if missing:
-        connection.close()
-        raise PipelineError(
-            f"{path} is not a prediction log (its `predictions` table lacks "
-            f"{', '.join(sorted(missing))}): point --log at the API's log."
-        )
-    return connection
-
-
-def _query(last: int | None, since: str | None) -> tuple[str, list[Any]]:
-    """The newest rows first, in write order (rowid: cheaper than sorting by time)."""
-    sql = "SELECT status, input, refused_rule, time FROM predictions"
-    arguments: list[Any] = []
-    if since is not None:
-        sql += " WHERE time >= ?"
-        arguments.append(since)
-    sql += " ORDER BY rowid DESC"
-    if last is not None:
-        sql += " LIMIT ?"
-        arguments.append(last)
-    return sql, arguments
-
-
-def _decoded(text: str) -> Any:
-    try:
-        return loads(text)
-    except ValueError:
-        return None
-
-
-def decode_inputs(texts: list[str]) -> list[dict[str, Any]]:
-    """The logged inputs that are JSON objects, decoded in one call when they all are (a call
-    per row is twice as slow at a million rows); texts made encodable (records.loads)."""
-    try:
-        decoded = loads("[" + ",".join(texts) + "]")
-    except ValueError:  # a text that is not JSON: decode row by row, without it
-        decoded = [_decoded(text) for text in texts]
-    return [row for row in decoded if isinstance(row, dict)]
-
-
-def read_window(path: Path, last: int | None, since: str | None) -> Window:
-    """The last `last` rows written (all when None), logged at or after `since` (when given)."""
-    connection = open_log(path)
-    try:
-        rows = connection.execute(*_query(last, since)).fetchall()
-    except sqlite3.DatabaseError as error:
-        raise PipelineError(f"{path} cannot be read (SQLite says: {error}).") from None
-    finally:
-        connection.close()
-    texts = [text for status, text, _, _ in rows if status == ANSWERED and text is not None]
-    refused = [rule or "no rule recorded" for status, _, rule, _ in rows if status == REFUSED]
-    times = [moment for *_, moment in rows if moment is not None]
-    return Window(
-        path=path,
-        rows=len(rows),
-        inputs=decode_inputs(texts),
-        refused_rules=refused,
-        first=min(times) if times else None,
-        last=max(times) if times else None,
-    )
 
 
 def require_rows(window: Window, minimum: int) -> None:
@@ -359,16 +249,12 @@ def judge_categorical(profile: dict[str, Any], values: pd.Series, settings: Drif
 
 def judge_skew(window: Window, threshold: float) -> dict[str, Any]:
     """The share of the window's rows the data contract refused, in all and by rule."""
-    by_rule: dict[str, int] = {}
-    for rule in window.refused_rules:
-        by_rule[rule] = by_rule.get(rule, 0) + 1
     share = len(window.refused_rules) / window.rows if window.rows else 0.0
-    ordered = sorted(by_rule.items(), key=lambda item: -item[1])
     return {
         "refused_rows": len(window.refused_rules),
         "rows": window.rows,
         "refused_share": _threshold(share, threshold),
-        "by_rule": {rule: count / window.rows for rule, count in ordered},
+        "by_rule": {rule: count / window.rows for rule, count in window.by_rule().items()},
     }
 
 
@@ -457,37 +343,24 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _figure_data_uri(figure: Any) -> str:
-    import base64
-    import io
-
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
 def _plot_numeric(axes: Any, profile: dict[str, Any], values: pd.Series) -> None:
     import numpy as np
 
     reference = np.asarray(profile["sample"], dtype=np.float64)
     numbers = numbers_of(values).to_numpy()
-    current = numbers[~np.isnan(numbers)]
+    current = numbers[np.isfinite(numbers)]
     low, high = np.quantile(np.concatenate([reference, current]), [0.001, 0.999])
+    with np.errstate(over="ignore"):
+        if not np.isfinite(high - low):  # values near the float's limits: no axis holds them
+            return
     edges = np.linspace(low, high, PLOT_BINS + 1) if high > low else PLOT_BINS
     for data, label, color in (
         (reference, "reference", REFERENCE_COLOR),
         (current, "current", CURRENT_COLOR),
     ):
         if data.size:
-            axes.hist(
-                data,
-                bins=edges,
-                density=True,
-                histtype="step",
-                linewidth=1.5,
-                label=label,
-                color=color,
-            )
+            axes.hist(data, bins=edges, density=True, histtype="step", linewidth=1.5,
+                      label=label, color=color)  # fmt: skip
     axes.set_ylabel("density")
 
 
@@ -495,109 +368,61 @@ def _plot_categorical(axes: Any, verdict: dict[str, Any]) -> None:
     import numpy as np
 
     reference, current = verdict["shares"]["reference"], verdict["shares"]["current"]
-    names = sorted(reference, key=lambda name: -max(reference[name], current[name]))[
-        :MAX_CATEGORIES
-    ]
-    positions = np.arange(len(names))
-    axes.bar(
-        positions - 0.2,
-        [reference[n] for n in names],
-        0.4,
-        label="reference",
-        color=REFERENCE_COLOR,
-    )
-    axes.bar(
-        positions + 0.2, [current[n] for n in names], 0.4, label="current", color=CURRENT_COLOR
-    )
-    axes.set_xticks(positions, [tick_label(name) for name in names], rotation=30, ha="right")
+    names = sorted(reference, key=lambda name: -max(reference[name], current[name]))
+    positions = np.arange(len(names[:MAX_CATEGORIES]))
+    for offset, shares, label, color in (
+        (-0.2, reference, "reference", REFERENCE_COLOR),
+        (0.2, current, "current", CURRENT_COLOR),
+    ):
+        heights = [shares[name] for name in names[:MAX_CATEGORIES]]
+        axes.bar(positions + offset, heights, 0.4, label=label, color=color)
+    labels = [tick_label(name) for name in names[:MAX_CATEGORIES]]
+    axes.set_xticks(positions, labels, rotation=30, ha="right")
     axes.set_ylabel("share of rows")
 
 
-def feature_plots(
-    reference: dict[str, Any], current: pd.DataFrame, verdicts: dict[str, dict[str, Any]]
-) -> dict[str, str] | None:
-    """One PNG (as a data URI) per feature; None without matplotlib (the `report` group)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    plots = {}
-    with plt.rc_context({"text.parse_math": False, "font.size": 9}), warnings.catch_warnings():
-        # Categories are what callers sent: any character, drawn as a box without a glyph.
-        warnings.filterwarnings("ignore", r"Glyph .* missing from font", UserWarning)
-        for name, verdict in verdicts.items():
-            figure, axes = plt.subplots(figsize=(6, 2.8))
-            if verdict["kind"] == "numeric":
-                _plot_numeric(axes, reference["features"][name], current[name])
-            else:
-                _plot_categorical(axes, verdict)
-            axes.set_title(f"{name}: {'drifted' if verdict['drifted'] else 'no drift'}")
-            axes.legend()
-            plots[name] = _figure_data_uri(figure)
-            plt.close(figure)
-    return plots
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return html.escape(str(value), quote=True)
-
-
-def feature_rows_html(verdicts: dict[str, dict[str, Any]]) -> str:
-    """The summary table: one row per feature, effect sizes against thresholds."""
-    rows = []
-    for name, verdict in verdicts.items():
-        state = "drifted" if verdict["drifted"] else "ok"
-        missing = verdict["missing_rate"]
-        rows.append(
-            f"<tr><td>{_cell(name)}</td><td class='{state}'>{state}</td>"
-            f"<td>{_cell(effect_sizes(verdict))}</td>"
-            f"<td>{_cell(_against(missing['value'], missing['threshold'], True))}</td></tr>"
-        )
-    head = "<tr><th>feature</th><th>verdict</th><th>effect sizes</th><th>missing rate</th></tr>"
-    return f"<table>{head}{''.join(rows)}</table>"
-
-
-def render_html(report: dict[str, Any], plots: dict[str, str] | None) -> str:
-    """The whole page: verdict, tables, then a plot per feature (images inside the page)."""
-    window, skew = report["window"], report["skew"]
-    verdict = "Drift found" if report["drifted"] else "No drift"
-    rules = "".join(
-        f"<tr><td>{_cell(rule)}</td><td>{_cell(share)}</td></tr>"
-        for rule, share in skew["by_rule"].items()
-    )
-    reference, share = report["reference"], skew["refused_share"]
-    parts = [
-        f"<h1>Drift check: {verdict.lower()}</h1>",
-        f"<p>{window['rows']:,} rows of {_cell(window['log'])} ({_cell(window['first'])} to "
-        f"{_cell(window['last'])}), {window['answered']:,} answered, against "
-        f"{_cell(reference['path'])} ({reference['rows']:,} training rows).</p>",
-        feature_rows_html(report["features"]),
-        "<h2>Refused rows (training-serving skew)</h2>",
-        f"<p>Share of the rows: {_cell(_against(share['value'], share['threshold']))}.</p>",
-        f"<table><tr><th>rule</th><th>share of rows</th></tr>{rules}</table>" if rules else "",
-        "<h2>Features, reference vs current</h2>",
-    ]
-    if plots is None:
-        parts.append("<p>No plots: they need matplotlib (the project's `report` group).</p>")
+def feature_image(
+    name: str, verdict: dict[str, Any], profile: dict[str, Any], current: pd.DataFrame
+) -> str:
+    """The feature's plot, reference against current, as an <img>."""
+    figure = new_figure()
+    axes = figure.subplots()
+    if verdict["kind"] == "numeric":
+        _plot_numeric(axes, profile["features"][name], current[name])
     else:
-        parts += [
-            f"<h3>{_cell(name)}</h3><img alt='{_cell(name)}' src='{uri}'>"
-            for name, uri in plots.items()
-        ]
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2rem .5rem}"
-        ".drifted{color:#b42318;font-weight:bold}.ok{color:#1a7f37}img{max-width:100%}"
-    )
-    return (
-        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{verdict}</title>"
-        f"<style>{style}</style></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
-    )
+        _plot_categorical(axes, verdict)
+    axes.set_title(f"{name}: {'drifted' if verdict['drifted'] else 'no drift'}")
+    axes.legend()
+    return image(figure, name)
+
+
+def section(
+    report: dict[str, Any], profile: dict[str, Any], current: pd.DataFrame, note: str = ""
+) -> str:
+    """The drift page's body, also the monitoring report's section: verdicts, skew, plots."""
+    window, skew, reference = report["window"], report["skew"], report["reference"]
+    verdicts = report["features"]
+    rows = [
+        [name, "drifted" if v["drifted"] else "ok", effect_sizes(v),
+         _against(v["missing_rate"]["value"], v["missing_rate"]["threshold"], True)]
+        for name, v in verdicts.items()
+    ]  # fmt: skip
+    share = skew["refused_share"]
+    parts = [
+        f"<h2>Drift: {'drift found' if report['drifted'] else 'no drift'}</h2>",
+        f"<p class='missed'>{escape(note)}</p>" if note else "",
+        f"<p>{window['rows']:,} rows of {escape(window['log'])} ({escape(window['first'])} to "
+        f"{escape(window['last'])}), {window['answered']:,} answered, against "
+        f"{escape(reference['path'])} ({reference['rows']:,} training rows).</p>",
+        table(["feature", "verdict", "effect sizes", "missing rate"], rows, [r[1] for r in rows]),
+        "<h3>Refused rows (training-serving skew)</h3>",
+        f"<p>Share of the rows: {escape(_against(share['value'], share['threshold']))}.</p>",
+        table(["rule", "share of rows"], [list(item) for item in skew["by_rule"].items()]),
+    ]
+    with plotting():
+        for name, verdict in verdicts.items():
+            parts += [f"<h3>{escape(name)}</h3>", feature_image(name, verdict, profile, current)]
+    return "\n".join(parts)
 
 
 # --- The command --------------------------------------------------------------------------------
@@ -610,7 +435,6 @@ def build_report(
     verdicts: dict[str, dict[str, Any]],
     not_judged: dict[str, str],
     settings: DriftSettings,
-    outputs: dict[str, str],
 ) -> dict[str, Any]:
     """reports/drift.json: the verdict, the window, the reference, and each feature's verdict."""
     skew = judge_skew(window, settings.refused_share)
@@ -634,8 +458,28 @@ def build_report(
         "features": verdicts,
         "not_judged": not_judged,
         "skew": skew,
-        "outputs": outputs,
     }
+
+
+def judge(
+    logged: Window,
+    profile: dict[str, Any],
+    reference_file: Path,
+    monitoring: MonitoringSettings,
+    window: int | None = None,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """The report of a window against the reference profile, and the window's features."""
+    settings = monitoring.drift
+    require_rows(logged, window if window is not None else settings.min_rows)
+    never_logged = set(monitoring.prediction_log.never_log)
+    not_judged = {
+        n: "not logged (prediction_log.never_log)" for n in profile["features"] if n in never_logged
+    }
+    names = [name for name in profile["features"] if name not in never_logged]
+    current = feature_frame(logged.inputs, names, logged.path, reference_file)
+    verdicts = check_features(profile, current, settings)
+    report = build_report(logged, profile, reference_file, verdicts, not_judged, settings)
+    return report, current
 
 
 def run(
@@ -649,27 +493,17 @@ def run(
     html_path: Path = DRIFT_HTML,
 ) -> dict[str, Any]:
     """Judge the window, write both reports, print the summary; raise DriftFound on drift."""
-    from ..serving.settings import load_serving_settings
-
     monitoring = load_monitoring_settings(settings_path)
-    settings = monitoring.drift
-    reference_file = reference_path(reference, load_serving_settings().model_dir)
+    reference_file = reference_path(reference)
     profile = load_reference(reference_file)
-    log_path = log or monitoring.prediction_log.path
-    limit = last if last is not None else (None if since else settings.window_rows)
-    logged = read_window(log_path, limit, parse_since(since) if since else None)
-    require_rows(logged, window if window is not None else settings.min_rows)
-    never_logged = set(monitoring.prediction_log.never_log)
-    not_judged = {
-        n: "not logged (prediction_log.never_log)" for n in profile["features"] if n in never_logged
-    }
-    names = [name for name in profile["features"] if name not in never_logged]
-    current = feature_frame(logged.inputs, names, log_path, reference_file)
-    verdicts = check_features(profile, current, settings)
-    outputs = {"json": str(json_path), "html": str(html_path)}
-    report = build_report(logged, profile, reference_file, verdicts, not_judged, settings, outputs)
+    limit = last if last is not None else (None if since else monitoring.drift.window_rows)
+    logged = read_window(
+        log or monitoring.prediction_log.path, limit, parse_since(since) if since else None
+    )
+    report, current = judge(logged, profile, reference_file, monitoring, window)
+    report["outputs"] = {"json": str(json_path), "html": str(html_path)}
     files.write_json(json_path, report)
-    files.write_text(html_path, render_html(report, feature_plots(profile, current, verdicts)))
+    files.write_text(html_path, page("Drift check", [section(report, profile, current)]))
     print("\n".join(summary_lines(report)))
     if report["drifted"]:
         raise DriftFound()

@@ -1,13 +1,6 @@
-"""The statistics of the drift check: plain numpy and scipy, no files, no settings.
-
-Numbers are compared on the reference's quantile bins (population stability
-index) and with a two-sample Kolmogorov-Smirnov test against the reference's
-sample of raw values; categories with a chi-square test of the two count
-tables and the change of each category's share. Each comparison gives an
-effect size (how large the change is) and a p-value (how unlikely it is by
-chance): drift.py judges on the effect size, the p-value only guards against
-small samples. scipy (the `report` group) is imported inside the functions
-that use it.
+"""The statistics of the drift check and of the profile: numpy and scipy (imported inside the
+functions that use it), no files, no settings. Each comparison gives an effect size (how large
+the change is: drift.py judges on it) and a p-value (guarding against small samples).
 """
 
 from __future__ import annotations

@@ -1,31 +1,23 @@
-"""GET /metrics: the API's Prometheus metrics (names in docs/monitoring.md).
+"""GET /metrics: the API's Prometheus metrics, whose names and labels are the contract of
+docs/monitoring.md (API_METRICS is the one list of them; `check-monitoring` checks that
+dashboards and rules use no other).
 
-The names and labels are the contract of docs/monitoring.md: dashboards and
-alert rules use them, and `check-monitoring` checks that they use no other
-(API_METRICS below is the one list of them).
-
-Two kinds of metrics:
-
-- events and state (requests, predictions, the prediction log's counts) are
-  prometheus_client counters, a histogram and gauges. With several uvicorn
-  workers each process writes its own values to files in
-  PROMETHEUS_MULTIPROC_DIR (prepare_multiprocess sets it up before the workers
-  start) and whichever worker answers a scrape adds them all up;
-- facts known at scrape time (the model's name and version, the canvas
-  latency budget, the live value of the canvas success metric) are computed
-  by a collector when scraped: the same in every worker, no file needed.
-
-prometheus_client is imported inside the functions: the API imports this
-module, and runs without the `monitoring` group until level 4 installs it.
+Events and state are prometheus_client counters, a histogram and gauges: with several
+uvicorn workers each writes its values to files in PROMETHEUS_MULTIPROC_DIR and whichever
+answers a scrape adds them up. Facts known at scrape time (the model, the canvas budget, the
+live metric) are computed by a collector when scraped. prometheus_client is imported inside
+the functions: the API runs without the `monitoring` group until level 4 installs it.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import math
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,12 +235,8 @@ def _is_running(pid: int) -> bool:
 
 
 def positive_label(labels: set[Any]) -> Any | None:
-    """The class the metric calls positive, as scikit-learn does in evaluate.
-
-    0/1 (or booleans): 1, evaluate's default. Two other labels: the greater,
-    the second of scikit-learn's sorted classes_, whose probability the API
-    returns. Otherwise (one class, or more than two) there is none.
-    """
+    """The class the metric calls positive, as scikit-learn does in evaluate: 1 for 0/1 (or
+    booleans), else the greater of two labels (the API's probability is its). None otherwise."""
     if labels <= {0, 1}:
         return 1
     if len(labels) != 2:
@@ -260,52 +248,27 @@ def positive_label(labels: set[Any]) -> Any | None:
 
 
 def live_metric_value(name: str, rows: Sequence[LiveRow]) -> float | None:
-    """The canvas metric on answered rows with their outcome; None where it is undefined.
+    """The canvas metric on answered rows with their outcome, by evaluate's compute_metrics (the
+    one implementation); None where it is undefined (ROC AUC of one class or of no probability)."""
+    from ..pipeline.evaluate import compute_metrics
 
-    The definitions are evaluate's (scikit-learn, zero_division=0, 6 decimals),
-    computed on one metric only: with a single class among the outcomes ROC AUC
-    is undefined (None) while accuracy still is.
-    """
-    if not rows:
-        return None
-    predicted = [prediction for prediction, _, _ in rows]
-    actual = [outcome for _, _, outcome in rows]
-    if name == "accuracy":
-        hits = sum(1 for guess, truth in zip(predicted, actual, strict=True) if guess == truth)
-        return round(hits / len(rows), 6)
+    if name == "roc_auc":
+        rows = [row for row in rows if row[1] is not None]
     try:
-        positive = positive_label({*predicted, *actual})
+        positive = positive_label({value for row in rows for value in (row[0], row[2])})
     except TypeError:  # an unhashable outcome: not a class
         return None
-    if positive is None:
+    if not rows or (positive is None and name != "accuracy"):
         return None
-    is_positive = [truth == positive for truth in actual]
-    if name == "roc_auc":
-        return _roc_auc(is_positive, [probability for _, probability, _ in rows])
-    return _binary_metric(name, is_positive, [guess == positive for guess in predicted])
-
-
-def _roc_auc(is_positive: list[bool], probabilities: list[float | None]) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    scored = [
-        (truth, float(probability))
-        for truth, probability in zip(is_positive, probabilities, strict=True)
-        if probability is not None
-    ]
-    if len({truth for truth, _ in scored}) < 2:
-        return None  # one class only: ROC AUC is undefined
-    truths, scores = zip(*scored, strict=True)
-    return round(float(roc_auc_score(truths, scores)), 6)
-
-
-def _binary_metric(name: str, actual: list[bool], predicted: list[bool]) -> float | None:
-    from sklearn.metrics import f1_score, precision_score, recall_score
-
-    functions = {"f1": f1_score, "precision": precision_score, "recall": recall_score}
-    if name not in functions:
-        return None
-    return round(float(functions[name](actual, predicted, zero_division=0)), 6)
+    actual = [outcome == positive for _, _, outcome in rows]
+    predicted = [prediction == positive for prediction, _, _ in rows]
+    if name == "accuracy":  # any classes: the share of rows predicted right
+        actual = [outcome == prediction for prediction, _, outcome in rows]
+        predicted = [True] * len(rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ROC AUC of one class: NaN, and a warning
+        value = compute_metrics(actual, [row[1] or 0.0 for row in rows], predicted)[name]
+    return None if math.isnan(value) else value
 
 
 # ---------------------------------------------------------------------------

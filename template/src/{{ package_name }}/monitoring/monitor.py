@@ -3,24 +3,13 @@
     uv run <package> monitor                # drift + performance on the latest window, cadence
     uv run <package> monitor --force        # retrain whatever they say (the manual trigger)
 
-Runs, on the latest window of the prediction log (monitoring.yaml
-`prediction_log.path`, or --log):
-
-- `drift` (monitoring/drift.py): the logged inputs against the training data;
-- `performance` (monitoring/performance.py): the canvas metric on the latest
-  feedback, against its goal and the model's test score;
-- the cadence: `monitor.retrain_every_days` (0: off), the champion's age.
-
-Each check may be unable to judge (no log yet, too few rows or feedback, no
-reference profile): that is reported, never a crash. Retraining is wanted
-when a check trips, the champion is older than the cadence, or --force.
-
-Writes reports/monitor.json and reports/monitor.md (appended to the GitHub
-job summary, $GITHUB_STEP_SUMMARY), and the outputs `retrain=true|false` and
-`reason=...` ($GITHUB_OUTPUT; in GitLab CI the dotenv report monitor.env,
-RETRAIN and REASON). Exit 0 whatever the verdict: the decision is the
-output, the train workflow acts on it. Exit 1 only when the command itself
-fails (unreadable settings), with a one-line error.
+Retraining is wanted when `drift` or `performance` trips on the latest window
+of the log, when the champion is older than `monitor.retrain_every_days` (0:
+off), or with --force; a check that cannot judge is reported, never a crash.
+Writes reports/monitor.json and reports/monitor.md (also the GitHub job
+summary) and the outputs `retrain` and `reason` ($GITHUB_OUTPUT, or GitLab's
+dotenv report monitor.env). Exit 0 whatever the verdict: the train workflow
+acts on the output; 1 only when the command itself fails.
 """
 
 from __future__ import annotations
@@ -99,10 +88,12 @@ def performance_check(
 def champion_trained_at(params_path: Path) -> tuple[datetime | None, str]:
     """When the champion's run started (the registry), else the model folder's `trained_at`."""
     from ..serving.settings import load_serving_settings
+    from .performance import registered_version
 
-    found, why = _registry_trained_at(params_path)
-    if found is not None:
-        return found, why
+    client, champion, why = registered_version(params_path, None)
+    if champion is not None:
+        started = client.get_run(champion.run_id).info.start_time / 1000
+        return datetime.fromtimestamp(started, UTC), f"the registry (version {champion.version})"
     metadata_file = load_serving_settings().model_dir / "metadata.json"
     if metadata_file.is_file():
         try:
@@ -110,28 +101,7 @@ def champion_trained_at(params_path: Path) -> tuple[datetime | None, str]:
             return datetime.fromisoformat(str(trained)), f"the model folder ({metadata_file})"
         except (ValueError, AttributeError):
             pass
-    return None, why
-
-
-def _registry_trained_at(params_path: Path) -> tuple[datetime | None, str]:
-    from ..core.params import load_params
-    from ..release import gate, registry
-    from ..release.settings import load_registry_settings
-
-    try:
-        if not load_params(params_path).tracking.enabled:
-            return None, "tracking is disabled in params.yaml, and no model folder"
-        if not gate.shared_registry():
-            return None, "no shared registry in CI (MLFLOW_TRACKING_URI), and no model folder"
-        client, _ = registry.open_registry(params_path)
-        name = load_registry_settings().model_name
-        champion = registry.version_with_alias(client, name, registry.CHAMPION)
-    except PipelineError as error:
-        return None, f"the registry cannot be read ({one_line(error)})"
-    if champion is None:
-        return None, f"model {name!r} has no champion yet"
-    started = client.get_run(champion.run_id).info.start_time
-    return datetime.fromtimestamp(started / 1000, UTC), f"the registry (version {champion.version})"
+    return None, f"{why}, and no model folder"
 
 
 def cadence_check(every_days: int, params_path: Path, now: datetime) -> Check:

@@ -3,29 +3,19 @@
     uv run <package> performance                 # the last performance.window feedback rows
     uv run <package> performance --last 2000 --log copy-of-production.db
 
-The canvas success metric (canvas.yaml `success_metric`) computed on the
-latest feedback joined to its predictions (the answered rows whose true
-outcome came back through POST /feedback), exactly as the API's live metric
-is (monitoring/metrics.py: the same function), and judged twice:
-
-- against the canvas threshold: the goal the model was accepted for;
-- against the test score of the model that answered (the registry run of
-  that version, else the champion's): a model can stay above the threshold
-  and still have lost much of what it had. More than `performance.max_drop`
-  below its test score trips the check too.
-
-Without a registry (tracking disabled, or CI without MLFLOW_TRACKING_URI) the
-second judgement is skipped and said so. Writes reports/performance.json and
-prints one verdict line.
-
-Exit codes, as `drift`: 0 the metric holds; 3 it tripped (the report is
-written); 1 it cannot judge (no log, fewer than `performance.min_rows`
-feedback rows, a metric undefined on these rows), with a one-line error.
+The canvas success metric on the latest feedback joined to its predictions,
+computed as the API's live metric is (metrics.live_metric_value), is judged
+against the canvas threshold and against the test score the registry holds
+for the version that answered (else the champion's): more than
+`performance.max_drop` below it trips too. Without a registry that second
+judgement is skipped, and said so. Writes reports/performance.json. Exit 0
+the metric holds, 3 it tripped, 1 it cannot judge (one-line error).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -68,46 +58,44 @@ def live_value(goal: SuccessMetric, rows: list[FeedbackRow]) -> float:
     return value
 
 
-def registry_test_score(
-    metric: str, version: str | None, params_path: Path
-) -> tuple[dict[str, Any] | None, str]:
-    """The test score of the version that answered (else the champion's), and how it was found.
-
-    The score is the one `evaluate` recorded with the version's run, on its
-    test split. None, with the reason, when there is no registry to ask.
-    """
+def registered_version(params_path: Path, version: str | None) -> tuple[Any, Any, str]:
+    """The registry's client, the version that answered (else the champion) and how it was
+    found; (None, None, why) when there is no registry to ask, or no champion in it."""
     from ..core.params import load_params
     from ..release import gate, registry
     from ..release.settings import load_registry_settings
 
     try:
         if not load_params(params_path).tracking.enabled:
-            return None, "tracking is disabled in params.yaml: no registry to ask"
+            return None, None, "tracking is disabled in params.yaml: no registry to ask"
         if not gate.shared_registry():
-            return None, "no shared registry in CI (MLFLOW_TRACKING_URI): nothing to compare with"
+            return None, None, "no shared registry in CI (MLFLOW_TRACKING_URI)"
         client, _ = registry.open_registry(params_path)
         name = load_registry_settings().model_name
-        chosen, how = _registered(client, registry, name, version)
+        if version is not None:
+            with contextlib.suppress(PipelineError):  # an unregistered candidate answered
+                answered = registry.model_version(client, name, version)
+                return client, answered, "the version that answered"
+        champion = registry.version_with_alias(client, name, registry.CHAMPION)
     except PipelineError as error:
-        return None, f"the registry cannot be read: {error}"
+        return None, None, f"the registry cannot be read ({error})"
+    if champion is None:
+        return None, None, f"model {name!r} has no champion in the registry"
+    unregistered = f" (version {version} that answered is not registered)"
+    return client, champion, "the champion" + (unregistered if version is not None else "")
+
+
+def registry_test_score(
+    metric: str, version: str | None, params_path: Path
+) -> tuple[dict[str, Any] | None, str]:
+    """The test score `evaluate` recorded with that version's run, and how it was found."""
+    client, chosen, how = registered_version(params_path, version)
     if chosen is None:
-        return None, f"model {name!r} has no champion in the registry: nothing to compare with"
+        return None, how
     score = client.get_run(chosen.run_id).data.metrics.get(metric)
     if score is None:
         return None, f"version {chosen.version}'s run recorded no {metric}"
     return {"version": str(chosen.version), "test_score": float(score), "source": how}, ""
-
-
-def _registered(client: Any, registry: Any, name: str, version: str | None) -> tuple[Any, str]:
-    """The registry version that answered, else the champion; and which it is, in words."""
-    if version is not None:
-        try:
-            return registry.model_version(client, name, version), "the version that answered"
-        except PipelineError:
-            pass  # an unregistered model (export --candidate) answered
-    champion = registry.version_with_alias(client, name, registry.CHAMPION)
-    why = f"the champion (version {version} that answered is not registered)"
-    return champion, why if version is not None else "the champion"
 
 
 def compare_with_test_score(
@@ -152,9 +140,10 @@ def evaluate(
     settings_path: Path = MONITORING_SETTINGS,
     canvas_path: Path = paths.CANVAS,
     params_path: Path = paths.PARAMS,
-    json_path: Path = PERFORMANCE_JSON,
+    json_path: Path | None = PERFORMANCE_JSON,
 ) -> dict[str, Any]:
-    """Judge the window and write the report; a PipelineError when it cannot judge."""
+    """Judge the window and write the report (unless json_path is None); a PipelineError when it
+    cannot judge."""
     monitoring = load_monitoring_settings(settings_path)
     settings: PerformanceSettings = monitoring.performance
     files.require_file(canvas_path, "the success metric is canvas.yaml's: restore it")
@@ -187,9 +176,10 @@ def evaluate(
             "met": goal.is_met(value),
         },
         "test_score": compared if compared is not None else {"note": note},
-        "outputs": {"json": str(json_path)},
+        "outputs": {"json": str(json_path)} if json_path is not None else {},
     }
-    files.write_json(json_path, report)
+    if json_path is not None:
+        files.write_json(json_path, report)
     return report
 
 
@@ -209,9 +199,10 @@ def verdict_line(report: dict[str, Any]) -> str:
     else:
         against += f"; not compared with a test score ({test['note']})"
     outcome = "TRIPPED" if report["tripped"] else "ok"
+    written = "".join(f" ({path})" for path in report["outputs"].values())
     return (
         f"performance: {metric} {report['value']:.4f} on the last {report['rows']} feedback rows "
-        f"({against}) -> {outcome} ({report['outputs']['json']})"
+        f"({against}) -> {outcome}{written}"
     )
 
 

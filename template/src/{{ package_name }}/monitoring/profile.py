@@ -1,19 +1,11 @@
 """Stage `profile`: what the training data looked like, for the drift check to compare with.
 
-Reads data/processed/train.csv (the rows the model learnt from) and writes
-models/reference-profile.json, versioned with the model by DVC, logged with
-its run (`evaluate --with-model`, after this stage in dvc.yaml) and copied
-into the model folder by `export`. Per feature (params.yaml's `features`):
-
-- numbers: the inner edges of 10 quantile bins (the outer bins are open, so
-  any served value falls in one) with the count and share of each bin, the
-  mean and standard deviation, and a sample of up to 5,000 raw values
-  (seeded: the same data gives the same file) for the two-sample test;
-- categories: the count and share of each category;
-- both: the count and rate of missing values.
-
-It also records the data version (the md5 of data/raw/dataset.csv, as the
-`evaluate` stage records it with the run) and the number of rows.
+Writes models/reference-profile.json from data/processed/train.csv: per feature of
+params.yaml, for numbers the inner edges of 10 quantile bins (the outer bins are open, so any
+served value falls in one) with their counts and shares, the mean and standard deviation and
+a seeded sample of up to 5,000 values for the two-sample test; for categories their counts
+and shares; for both the missing rate. DVC versions it with the model, `evaluate
+--with-model` logs it with the run and `export` copies it into the model folder.
 """
 
 from __future__ import annotations
