@@ -2,7 +2,7 @@
 
     uv run python bench/loop.py --project /path/to/a/level-4/project [--worse] [--rows 2500]
 
-The loop is the project's own `retrain-loop` command (monitoring/loop.py),
+The loop is the project's own `retrain-loop` command (tests/monitoring/loop.py),
 run in a copy of the project in a temporary folder (its data and registry
 are left alone), with the project's environment: the copy has the
 project's files but .venv, and `uv run --project` points at the original's.
@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS = REPO_ROOT / "bench" / "results"
 LOOP_CODE = (
     "import json, sys\n"
-    "from {package}.monitoring import loop\n"
+    "from tests.monitoring import loop\n"
     "result = loop.run(worse={worse}, rows={rows})\n"
     "print(json.dumps(result))\n"
 )
@@ -50,10 +50,6 @@ def run(command: list[str], cwd: Path) -> str:
             f"\n{result.stderr[-3000:]}"
         )
     return result.stdout
-
-
-def package_of(project: Path) -> str:
-    return next(init.parent.name for init in sorted((project / "src").glob("*/__init__.py")))
 
 
 def copy_project(project: Path, workdir: Path) -> Path:
@@ -77,7 +73,7 @@ def ensure_data(original: Path, copy: Path) -> None:
 
 
 def time_loop(original: Path, copy: Path, worse: bool, rows: int | None) -> dict:
-    code = LOOP_CODE.format(package=package_of(original), worse=worse, rows=rows)
+    code = LOOP_CODE.format(worse=worse, rows=rows)
     started = time.perf_counter()
     output = run(in_project(original, "python", "-c", code), copy)
     seconds = time.perf_counter() - started

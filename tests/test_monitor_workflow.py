@@ -84,7 +84,7 @@ class Production:
 
     def hurtful_shift(self) -> str:
         """The loop's own choice: the numeric feature whose shift hurts the champion most."""
-        script = f"from {PACKAGE}.monitoring import loop; print(loop.choose_shift(None)[0].column)"
+        script = "from tests.monitoring import loop; print(loop.choose_shift(None)[0].column)"
         return f"{self.team_python(script)}=+3"
 
     def simulate(self, url_or_start: str, shift: str | None, **env: str) -> str:
@@ -145,7 +145,7 @@ class Production:
         return self.team_runs("uv run poe models")
 
     def data_md5_of_champion(self) -> str:
-        script = f"from {PACKAGE}.monitoring import loop; print(loop.champion_version()[1])"
+        script = "from tests.monitoring import loop; print(loop.champion_version()[1])"
         return self.team_python(script)
 
 

@@ -1,18 +1,14 @@
 """Level 4: the model in service, observed (docs/monitoring.md).
 
 The prediction log, `/feedback` and `/metrics` (installed into the level-3
-API by `api.install`), the monitoring report and the traffic simulator.
+API by `api.install`), the monitoring report. The traffic simulator, the
+monitoring smoke test and the retraining loop are test tools, in tests/monitoring/.
 """
 
 from ..core.commands import Command
 
 # `uv run <package> <name>`: the module runs it (see core/commands.py).
 COMMANDS = [
-    Command(
-        "check-monitoring",
-        ".checks",
-        "check the Prometheus config, alert rules and tests, and dashboards (promtool)",
-    ),
     Command("drift", ".drift", "compare the logged inputs with the training data (exit 3: drift)"),
     Command(
         "feedback-to-data",
@@ -30,12 +26,6 @@ COMMANDS = [
         "delete a request's predictions and feedback from the prediction log",
     ),
     Command(
-        "retrain-loop",
-        ".loop",
-        "the level-4 loop here: serve, drift, monitor, feedback to data, retrain, gate"
-        " (changes data)",
-    ),
-    Command(
         "monitor",
         ".monitor",
         "drift, performance and cadence on the latest window: retrain or not (always exit 0)",
@@ -49,10 +39,4 @@ COMMANDS = [
     Command("profile", ".profile", "write the training data's reference profile (for drift)"),
     Command("prune-log", ".prune", "delete prediction-log records past their retention, now"),
     Command("monitoring-report", ".report", "write the prediction log's HTML report"),
-    Command("simulate", ".simulate", "send test traffic (and feedback) to a model API, for demos"),
-    Command(
-        "monitoring-smoke",
-        ".smoke",
-        "start the API, send traffic with feedback, check the log and metrics, write the report",
-    ),
 ]
