@@ -1,16 +1,9 @@
 """POST /predict exchanges, turned into log records and metrics in batches, off the request path.
 
-A request only appends what it saw (its id, when and how it was answered,
-the bodies as they passed) to a queue: one append, no lock. A thread takes
-the queue every INTAKE_SECONDS and, for the whole batch at once, builds the
-records (records.py), counts the requests and rows in the metrics and hands
-the records to the prediction log. Measured on the API, the same work done
-a request at a time on the event loop cost two to three times more (the
-parsing and the metric updates run cold between two requests), and the
-throughput paid for it.
-
-The metrics lag the answers by INTAKE_SECONDS at most; `drain` makes them
-current (a scrape, a feedback, a shutdown call it).
+A request only appends what it saw to a queue; a thread makes the records and
+counts the metrics for a whole batch every INTAKE_SECONDS: done a request at a
+time on the event loop, the same work cost the API two to three times more.
+`drain` makes the metrics current (a scrape, a feedback, a shutdown).
 """
 
 from __future__ import annotations

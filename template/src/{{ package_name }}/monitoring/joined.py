@@ -1,10 +1,7 @@
-"""The feedback of the prediction log joined to the predictions it is about.
+"""The feedback of the prediction log joined to the answered rows it is about.
 
-`performance` judges the canvas metric on the latest of these rows, and
-`feedback-to-data` turns all of them into training rows. Only answered rows
-(status 200) can have feedback (the API refuses feedback on a refused row),
-and only they are read. The SQLite log is opened read-only, so both commands
-run while the API writes it.
+Read by `performance` (the latest rows) and `feedback-to-data` (all of them),
+from the SQLite log opened read-only: both run while the API writes it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """The records of the prediction log: one per row of POST /predict, and one per feedback.
 
-The fields are the contract of docs/monitoring.md ("The prediction log")
-(the SQLite columns, the stdout JSON lines, what the report reads). A
-record is built from what the caller sent and what it got back, so the log
-holds exactly what was answered, refused rows included: a request refused
-by the data contract (422) gives one record per row, each with the rule
-that row broke.
+Built from the bodies as they passed, so the log holds exactly what was
+answered or refused (fields: docs/monitoring.md, "The prediction log").
 """
 
 from __future__ import annotations
@@ -16,13 +12,8 @@ from typing import Any, NamedTuple
 
 from ..serving.schema import encodable
 
-# The statuses whose rows are logged (docs/monitoring.md): answered, or refused
-# for what the caller sent: 400 and 422 (not readable JSON, or breaking the
-# contract), 413 (a body over the limit) and 415 (a body not sent as JSON).
-# Never logged: 401 (and any request without the token, when one is set: the
-# log takes rows from the model's callers only), 503 (the model is loading:
-# the caller retries, and its retry is logged) and 5xx errors; the metrics
-# count every request.
+# The statuses whose rows are logged: answered, or refused for what the caller
+# sent (docs/monitoring.md); never 401, 503 (the caller retries) nor 5xx.
 ANSWERED = 200
 REFUSED = frozenset({400, 413, 415, 422})
 LOGGED_STATUSES = frozenset({ANSWERED, *REFUSED})
@@ -35,11 +26,8 @@ UNREAD = (None, None, None)
 
 
 class JsonText(str):
-    """A row already in JSON text: the body of a one-row request, as the caller sent it.
-
-    The commonest request is one row, answered: its body is the logged input
-    as it is, so it is neither parsed nor encoded again on the way to the log.
-    """
+    """The body of an answered one-row request (the commonest), logged as sent: neither
+    parsed nor encoded again on the way to the log."""
 
 
 class PredictionRecord(NamedTuple):
@@ -87,12 +75,8 @@ def format_time(moment: datetime) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    """JSON text decoded, every text in it encodable as UTF-8; ValueError when it is not JSON.
-
-    JSON may escape half of a surrogate pair ("\\ud800"): it becomes U+FFFD,
-    so that the log, the reports and the data files can write it. A text
-    nested deeper than Python's parser goes is not JSON here.
-    """
+    """JSON text decoded, a lone surrogate escaped in it ("\\ud800") made U+FFFD so that
+    the log, the reports and the data files can write it; ValueError when not JSON."""
     try:
         value = json.loads(text)
     except RecursionError:
@@ -102,11 +86,8 @@ def loads(text: str | bytes) -> Any:
 
 
 def encodable_json(value: Any) -> Any:
-    """A decoded JSON value with each text made encodable (serving.schema.encodable).
-
-    Lists and objects are changed in place, walked with a stack: a value as
-    deep as the parser takes must not exhaust Python's recursion limit here.
-    """
+    """A decoded JSON value with each text made encodable, changed in place, walked with a
+    stack: a value as deep as the parser takes must not exhaust the recursion limit."""
     pending: list[Any] = []
     value = _encodable_item(value, pending)
     while pending:
@@ -140,11 +121,8 @@ def _decode(body: bytes) -> Any:
 
 
 def sent_rows(request: Any) -> tuple[list[Any], bool]:
-    """The rows of a request body as sent, and whether it was a batch {"rows": [...]}.
-
-    A body that is neither a row nor a batch counts as one row, logged with
-    input null: its refusal is still on record.
-    """
+    """The rows of a request body as sent, and whether it was a batch {"rows": [...]}; any
+    other body is one row, logged with input null (its refusal still on record)."""
     if isinstance(request, dict):
         rows = request.get("rows")
         if isinstance(rows, list) and rows:
@@ -165,12 +143,8 @@ def _row_of(location: list[Any], rows: int) -> int | None:
 
 
 def refused_rules(detail: Any, rows: int, batch: bool) -> list[str]:
-    """The rule each row broke, from a 422 body in FastAPI's shape ({"detail": [{loc, msg}]}).
-
-    An error located at `body.rows.<i>...` is row i's; any other error (the
-    body as a whole, the number of rows) is every row's. A row with no error
-    of its own was not scored because others were refused.
-    """
+    """The rule each row broke, from a 422 body in FastAPI's shape: an error located at
+    `body.rows.<i>...` is row i's, any other error every row's."""
     own: list[list[str]] = [[] for _ in range(rows)]
     shared: list[str] = []
     errors = detail if isinstance(detail, list) else [{"loc": [], "msg": str(detail)}]
