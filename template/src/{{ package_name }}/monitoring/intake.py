@@ -24,22 +24,6 @@ INTAKE_SECONDS = 0.05
 PREDICT = ("/predict", "POST")
 
 
-class LogClock:
-    """Timestamps in the log's format (records.format_time), the date part made once a second."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-
-    def text(self, timestamp: float) -> str:
-        second = int(timestamp)
-        if second != self._second:
-            moment = format_time(datetime.fromtimestamp(second, UTC))
-            self._second, self._prefix = second, moment.partition(".")[0]
-        milliseconds = min(int((timestamp - second) * 1000), 999)
-        return f"{self._prefix}.{milliseconds:03d}+00:00"
-
-
 class Exchange(NamedTuple):
     """One POST /predict as the middleware saw it."""
 
@@ -59,7 +43,6 @@ class Intake:
         self.never_log = never_log
         self.metrics: Any = None  # an ApiMetrics once started
         self._pending: deque[Exchange] = deque()
-        self._clock = LogClock()
         self._draining = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,8 +72,13 @@ class Intake:
         predictions: list[Any] = []
         refused = 0
         for exchange in exchanges:
+            moment = format_time(datetime.fromtimestamp(exchange.answered_at, UTC))
+            sent, answered = b"".join(exchange.sent), b"".join(exchange.answered)
             try:
-                records = self._records(exchange)
+                records = prediction_records(
+                    exchange.request_id, moment, exchange.status, round(exchange.seconds * 1000, 3),
+                    sent, answered, self.never_log,
+                )  # fmt: skip
             except Exception:  # one odd exchange must not cost the others their records
                 LOGGER.exception("prediction log: recording request %s failed", exchange.request_id)
                 continue
@@ -101,13 +89,6 @@ class Intake:
                 refused += len(records)
         self.log.submit(batch)
         self._count(exchanges, predictions, refused)
-
-    def _records(self, exchange: Exchange) -> list[Any]:
-        return prediction_records(
-            exchange.request_id, self._clock.text(exchange.answered_at), exchange.status,
-            round(exchange.seconds * 1000, 3), b"".join(exchange.sent),
-            b"".join(exchange.answered), self.never_log,
-        )  # fmt: skip
 
     def _count(self, exchanges: list[Exchange], predictions: list[Any], refused: int) -> None:
         """Every request of the batch, and its rows in one call (counters add up alike)."""

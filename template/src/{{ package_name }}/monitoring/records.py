@@ -6,6 +6,7 @@ answered or refused (fields: docs/monitoring.md, "The prediction log").
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -135,13 +136,6 @@ def _location_text(location: list[Any]) -> str:
     return ".".join(str(part) for part in location) or "body"
 
 
-def _row_of(location: list[Any], rows: int) -> int | None:
-    """The row an error located at `rows.<i>...` (body removed) is about."""
-    if len(location) >= 2 and location[0] == "rows" and isinstance(location[1], int):
-        return location[1] if 0 <= location[1] < rows else None
-    return None
-
-
 def refused_rules(detail: Any, rows: int, batch: bool) -> list[str]:
     """The rule each row broke, from a 422 body in FastAPI's shape: an error located at
     `body.rows.<i>...` is row i's, any other error every row's."""
@@ -157,12 +151,12 @@ def refused_rules(detail: Any, rows: int, batch: bool) -> list[str]:
         message = str(error.get("msg", "refused"))
         if error.get("type") == "json_invalid":  # its location is a character position
             location = []
-        row = _row_of(location, rows) if batch else None
-        if row is not None:
+        row = location[1] if batch and len(location) >= 2 and location[0] == "rows" else None
+        if isinstance(row, int) and 0 <= row < rows:
             field = _location_text(location[2:]) if len(location) > 2 else "row"
             own[row].append(f"{field}: {message}")
-            continue
-        shared.append(f"{_location_text(location)}: {message}")
+        else:
+            shared.append(f"{_location_text(location)}: {message}")
     return ["; ".join(mine + shared) or NOT_SCORED for mine in own]
 
 
@@ -173,47 +167,6 @@ def without(row: Any, never_log: frozenset[str]) -> dict[str, Any] | None:
     if not never_log:
         return row
     return {name: value for name, value in row.items() if name not in never_log}
-
-
-def _answers(response: Any, batch: bool) -> list[Any]:
-    if batch:
-        answers = response.get("predictions") if isinstance(response, dict) else None
-        return answers if isinstance(answers, list) else []
-    return [response]
-
-
-def _one_row_as_sent(
-    common: tuple[str, str, int, float], request_body: bytes, answer: dict[str, Any]
-) -> list[PredictionRecord] | None:
-    """The record of an answered one-row request, its body kept as text (None: not UTF-8)."""
-    request_id, time, status, latency_ms = common
-    try:
-        sent = JsonText(request_body.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None
-    version, prediction = answer.get("model_version"), answer.get("prediction")
-    probability = answer.get("probability")
-    return [
-        PredictionRecord(
-            request_id, 0, time, version, status, latency_ms, sent, prediction, probability, None
-        )
-    ]
-
-
-def _answered(
-    common: tuple[str, str, int, float], inputs: list[Any], response: Any, batch: bool
-) -> list[PredictionRecord]:
-    request_id, time, status, latency_ms = common
-    records = []
-    for row, (sent, answer) in enumerate(zip(inputs, _answers(response, batch), strict=False)):
-        got = answer if isinstance(answer, dict) else {}
-        version, prediction = got.get("model_version"), got.get("prediction")
-        probability = got.get("probability")
-        record = PredictionRecord(
-            request_id, row, time, version, status, latency_ms, sent, prediction, probability, None
-        )
-        records.append(record)
-    return records
 
 
 def prediction_records(
@@ -228,24 +181,34 @@ def prediction_records(
     """The records of one POST /predict exchange; none for a status that is not about rows."""
     if status not in LOGGED_STATUSES:
         return []
-    common = (request_id, time, status, latency_ms)
     response = _decode(response_body)
+    detail = response.get("detail") if isinstance(response, dict) else response
     if status in UNREAD_BODY:
-        detail = response.get("detail") if isinstance(response, dict) else response
         rule = refused_rules(detail, 1, batch=False)[0]
         return [PredictionRecord(request_id, 0, time, None, status, latency_ms, *UNREAD, rule)]
-    one_answer = isinstance(response, dict) and "predictions" not in response
-    if status == ANSWERED and one_answer and not never_log:
-        fast = _one_row_as_sent(common, request_body, response)
-        if fast is not None:
-            return fast
-    rows, batch = sent_rows(_decode(request_body))
-    inputs = [without(row, never_log) for row in rows]
-    if status == ANSWERED:
-        return _answered(common, inputs, response, batch)
-    detail = response.get("detail") if isinstance(response, dict) else response
-    rules = refused_rules(detail, len(rows), batch)
+    fast = None
+    if status == ANSWERED and isinstance(response, dict) and "predictions" not in response:
+        with contextlib.suppress(UnicodeDecodeError):  # the commonest request: one row, as sent
+            fast = None if never_log else JsonText(request_body.decode("utf-8"))
+    inputs: list[Any]
+    if fast is not None:
+        inputs, batch = [fast], False
+    else:
+        rows, batch = sent_rows(_decode(request_body))
+        inputs = [without(row, never_log) for row in rows]
+    if status != ANSWERED:
+        rules = refused_rules(detail, len(inputs), batch)
+        return [
+            PredictionRecord(request_id, n, time, None, status, latency_ms, sent, None, None, rule)
+            for n, (sent, rule) in enumerate(zip(inputs, rules, strict=True))
+        ]
+    answers = response.get("predictions") if batch and isinstance(response, dict) else None
+    answers = [response] if not batch else answers if isinstance(answers, list) else []
     return [
-        PredictionRecord(request_id, row, time, None, status, latency_ms, sent, None, None, rule)
-        for row, (sent, rule) in enumerate(zip(inputs, rules, strict=True))
-    ]
+        PredictionRecord(
+            request_id, row, time, got.get("model_version"), status, latency_ms, sent,
+            got.get("prediction"), got.get("probability"), None,
+        )
+        for row, (sent, answer) in enumerate(zip(inputs, answers, strict=False))
+        for got in [answer if isinstance(answer, dict) else {}]
+    ]  # fmt: skip
