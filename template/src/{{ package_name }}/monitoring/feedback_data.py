@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,13 +28,6 @@ if TYPE_CHECKING:
 
 FEEDBACK_IDS = paths.RAW_DATA.parent / "feedback-ids.txt"
 DVC_TIMEOUT_SECONDS = 600
-
-
-def read_keys(path: Path) -> set[str]:
-    """The `<request id>:<row>` keys of the rows already added (none before the first run)."""
-    if not path.is_file():
-        return set()
-    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
 
 
 def data_columns(data: Path, target: str) -> list[str]:
@@ -107,20 +99,16 @@ def append_keys(path: Path, rows: list[FeedbackRow]) -> None:
 
 def dvc_add(targets: list[Path]) -> None:
     """`dvc add` through this interpreter's DVC: the data gets its new version."""
+    from ..release import external
+
     command = [sys.executable, "-m", "dvc", "add", "--quiet", *map(str, targets)]
     try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=DVC_TIMEOUT_SECONDS
-        )
-    except subprocess.TimeoutExpired:
-        raise PipelineError(f"`dvc add` did not finish in {DVC_TIMEOUT_SECONDS} s") from None
-    if result.returncode != 0:
-        lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        last = lines[-1].strip() if lines else f"exit code {result.returncode}"
+        external.run(command, "dvc add", timeout=DVC_TIMEOUT_SECONDS)
+    except PipelineError as error:
         raise PipelineError(
-            f"`dvc add` failed: {last} (the rows were added; run `uv run poe track-data` "
-            "once DVC works, or pass --no-track)"
-        )
+            f"{error} (the rows were added; run `uv run poe track-data` once DVC works, or pass "
+            "--no-track)"
+        ) from None
 
 
 def without_copies(frame: pd.DataFrame, data: Path) -> Any:
@@ -141,7 +129,7 @@ def without_copies(frame: pd.DataFrame, data: Path) -> Any:
 
 def new_rows(log: Path, keys_path: Path) -> tuple[list[FeedbackRow], int]:
     """The feedback rows not yet added, and how many logged no input to use."""
-    known = read_keys(keys_path)
+    known = set(keys_path.read_text(encoding="utf-8").split()) if keys_path.is_file() else set()
     rows = [row for row in read_feedback(log, inputs=True) if row.key not in known]
     usable = [row for row in rows if row.input is not None]
     return usable, len(rows) - len(usable)
