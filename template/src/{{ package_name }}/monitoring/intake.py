@@ -24,6 +24,22 @@ INTAKE_SECONDS = 0.05
 PREDICT = ("/predict", "POST")
 
 
+class LogClock:
+    """Timestamps in the log's format (records.format_time), the date part made once a second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def text(self, timestamp: float) -> str:
+        second = int(timestamp)
+        if second != self._second:
+            moment = format_time(datetime.fromtimestamp(second, UTC))
+            self._second, self._prefix = second, moment.partition(".")[0]
+        milliseconds = min(int((timestamp - second) * 1000), 999)
+        return f"{self._prefix}.{milliseconds:03d}+00:00"
+
+
 class Exchange(NamedTuple):
     """One POST /predict as the middleware saw it."""
 
@@ -43,6 +59,7 @@ class Intake:
         self.never_log = never_log
         self.metrics: Any = None  # an ApiMetrics once started
         self._pending: deque[Exchange] = deque()
+        self._clock = LogClock()
         self._draining = threading.Lock()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -72,7 +89,7 @@ class Intake:
         predictions: list[Any] = []
         refused = 0
         for exchange in exchanges:
-            moment = format_time(datetime.fromtimestamp(exchange.answered_at, UTC))
+            moment = self._clock.text(exchange.answered_at)
             sent, answered = b"".join(exchange.sent), b"".join(exchange.answered)
             try:
                 records = prediction_records(

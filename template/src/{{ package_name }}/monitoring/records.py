@@ -6,10 +6,9 @@ answered or refused (fields: docs/monitoring.md, "The prediction log").
 
 from __future__ import annotations
 
-import contextlib
 import json
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ..serving.schema import encodable
 
@@ -182,20 +181,26 @@ def prediction_records(
     if status not in LOGGED_STATUSES:
         return []
     response = _decode(response_body)
+    one = isinstance(response, dict) and "predictions" not in response
+    if status == ANSWERED and one and not never_log:  # the commonest: one row, logged as sent
+        try:
+            sent = JsonText(request_body.decode("utf-8"))
+        except UnicodeDecodeError:
+            sent = None
+        if sent is not None:
+            got = cast(dict[str, Any], response).get
+            return [
+                PredictionRecord(
+                    request_id, 0, time, got("model_version"), status, latency_ms, sent,
+                    got("prediction"), got("probability"), None,
+                )
+            ]  # fmt: skip
     detail = response.get("detail") if isinstance(response, dict) else response
     if status in UNREAD_BODY:
         rule = refused_rules(detail, 1, batch=False)[0]
         return [PredictionRecord(request_id, 0, time, None, status, latency_ms, *UNREAD, rule)]
-    fast = None
-    if status == ANSWERED and isinstance(response, dict) and "predictions" not in response:
-        with contextlib.suppress(UnicodeDecodeError):  # the commonest request: one row, as sent
-            fast = None if never_log else JsonText(request_body.decode("utf-8"))
-    inputs: list[Any]
-    if fast is not None:
-        inputs, batch = [fast], False
-    else:
-        rows, batch = sent_rows(_decode(request_body))
-        inputs = [without(row, never_log) for row in rows]
+    rows, batch = sent_rows(_decode(request_body))
+    inputs = [without(row, never_log) for row in rows]
     if status != ANSWERED:
         rules = refused_rules(detail, len(inputs), batch)
         return [
