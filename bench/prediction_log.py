@@ -56,9 +56,6 @@ class NullSink:
     def write(self, records):
         pass
 
-    def find(self, request_id, row):
-        return None
-
     def add_feedback(self, feedback):
         raise LookupError("the null sink keeps nothing")
 

@@ -1,30 +1,9 @@
 """Level 4 in the API process: `install` adds the prediction log, /feedback and /metrics.
 
-serving/app.py calls `install(app, state, settings)` at the end of
-create_app when this folder exists (docs/monitoring.md):
-
-- a pure ASGI middleware (it runs on every request: no BaseHTTPMiddleware
-  and its extra task) gives each POST /predict an id, returned in the
-  `X-Request-ID` header, and queues what it saw for the intake (intake.py),
-  which makes one record per row for the prediction log, answered or
-  refused (records.py says which answers); it counts every request for the
-  metrics. When the API has a token, a request without it is counted, never
-  logged: the log holds what the model's callers sent, and nobody else may
-  write into it (refusals of a body over the limit, or not JSON, come before
-  the token check);
-- POST /feedback records the true outcome of a logged row (same bearer
-  token as /predict: feedback becomes training data);
-- GET /metrics serves the Prometheus metrics (metrics.py);
-- /health and /ready carry the log's state under `details`; a failing log
-  never makes /ready fail, so an outage of the log cannot take every replica
-  out of service.
-
-What holds state (the log's thread, the metrics) starts with the server's
-lifespan, in the process that serves: with several workers, uvicorn's
-parent process builds the app only to check it.
-
-This module has no `from __future__ import annotations`: FastAPI reads the
-endpoint annotations, and the feedback type is built at run time.
+serving/app.py calls `install(app, state, settings)` when this folder exists;
+what each part does and guarantees: docs/monitoring.md. No `from __future__
+import annotations`: FastAPI reads the endpoint annotations, and the feedback
+type is built at run time.
 """
 
 import hmac
@@ -55,11 +34,8 @@ CANVAS_FILE = Path("canvas.yaml")
 
 
 def canvas_of(folder: ModelFolder) -> Canvas | None:
-    """The canvas the model was exported under: its metadata.json, else canvas.yaml, else None.
-
-    The image holds the model folder and no canvas.yaml: the metadata
-    records the success metric, its threshold and the latency budget.
-    """
+    """The canvas the model was exported under: its metadata.json (the image has no
+    canvas.yaml), else canvas.yaml, else None."""
     try:
         return _canvas_of_metadata(folder.metadata, folder.path / METADATA_FILE)
     except (PipelineError, KeyError, TypeError, ValueError):
@@ -76,11 +52,8 @@ def _canvas_of_metadata(metadata: dict[str, Any], source: Path) -> Canvas:
 
 
 class Monitoring:
-    """The level-4 parts of one API process: the intake, the prediction log and the metrics.
-
-    Requests are recorded once `start` ran (the lifespan start-up, which
-    uvicorn always runs): before, nothing would ever write them.
-    """
+    """The intake, the prediction log and the metrics of one API process, from `start`
+    (the lifespan start-up: uvicorn's parent process builds the app only to check it)."""
 
     def __init__(
         self,
@@ -138,11 +111,8 @@ class Monitoring:
         return {"prediction_log": self.log.health()}
 
     def authorized(self, headers: list[tuple[bytes, bytes]]) -> bool:
-        """Whether a request carries the API's token (any request does when none is set).
-
-        The check of serving/app.py's bearer dependency: `Authorization:
-        Bearer <token>`, the scheme in any case.
-        """
+        """Whether a request carries the API's bearer token, as serving/app.py checks it
+        (always true without a token): a request without it is counted, never logged."""
         if self.token is None:
             return True
         for name, value in headers:
@@ -173,12 +143,8 @@ def new_request_id() -> str:
 
 
 class ObservedRequests:
-    """Time and count every request; queue every POST /predict for the prediction log.
-
-    Pure ASGI: the bodies are kept as they pass (the request as received,
-    the answer as sent) and queued once the answer is out; the intake makes
-    the records and counts the rows (intake.py).
-    """
+    """Time and count every request; queue every POST /predict, its bodies as they passed,
+    for the intake (pure ASGI: it runs on every request, without a task of its own)."""
 
     def __init__(self, app: Any, monitoring: Monitoring) -> None:
         self.app = app
@@ -301,11 +267,8 @@ def _shown(part: Any) -> Any:
 
 
 def _problems(errors: Any) -> list[dict[str, Any]]:
-    """pydantic's errors as the body of a 422: location, message and type of each.
-
-    Texts are made encodable: a field name sent with a lone surrogate
-    ("\\ud800") must not turn the 422 into a 500.
-    """
+    """pydantic's errors as a 422 body, texts made encodable (a lone surrogate sent in a
+    field name must not turn the 422 into a 500)."""
     return [
         {
             "loc": [_shown(part) for part in error.get("loc", ())],
@@ -317,11 +280,8 @@ def _problems(errors: Any) -> list[dict[str, Any]]:
 
 
 def _feedback_route_class() -> Any:
-    """A route whose 422 keeps pydantic's locations as they are.
-
-    The app's handler drops a location part named `row` (the tag of
-    /predict's one-row body), which is a field of the feedback body.
-    """
+    """A route whose 422 keeps pydantic's locations: the app's handler drops a part named
+    `row` (the tag of /predict's one-row body), a field of the feedback body."""
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from fastapi.routing import APIRoute

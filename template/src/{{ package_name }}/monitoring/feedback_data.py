@@ -3,39 +3,16 @@
     uv run <package> feedback-to-data              # then `uv run poe pipeline` retrains on it
     uv run <package> feedback-to-data --log copy-of-production.db --no-track
 
-Each answered row of the prediction log that has feedback gives one row of
-data/raw/dataset.csv: its logged input, with the outcome as the target
-column (canvas.yaml `prediction_target`). The rows are appended to the file
-as text (the rows already there are kept byte for byte), in the file's own
-columns; a column no logged input carries (a `prediction_log.never_log`
-column, or a column the API does not take) is refused, as the data would
-be incomplete. A value missing from one row's input (a field left out, as
-the contract allows) is a missing value.
-
-Rows already taken are skipped: their `<request id>:<row>` keys are kept in
-data/raw/feedback-ids.txt, next to the data. A column in the data instead
-would change the file's columns, which the data contract, the pipeline and
-every user of the file would then have to ignore. The keys file is versioned
-with the data: `dvc add` takes both, so a clone that pulls a data version
-also knows which feedback it holds.
-
-A feedback row equal to a row of the data (every column, the outcome
-included), or to an earlier feedback row, is not appended again (its key is
-kept, as taken): replayed traffic (the same inputs sent again) would
-otherwise pile up copies, and weigh them more in training. Together with
-`preprocess`, which puts rows with the same inputs on the same side of the
-split, the rows the gate judges on never reach a training set.
-
-Then `dvc add` records the new data version (the md5 that `evaluate` records
-with the next run, and the retrained model carries), unless --no-track.
+Each answered row with feedback gives one row of data/raw/dataset.csv (its
+logged input, the outcome as the target), appended once: the keys of the rows
+taken are kept in data/raw/feedback-ids.txt, and a row equal to one already
+in the data is skipped (docs/retraining.md). Then `dvc add`, unless --no-track.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,13 +28,6 @@ if TYPE_CHECKING:
 
 FEEDBACK_IDS = paths.RAW_DATA.parent / "feedback-ids.txt"
 DVC_TIMEOUT_SECONDS = 600
-
-
-def read_keys(path: Path) -> set[str]:
-    """The `<request id>:<row>` keys of the rows already added (none before the first run)."""
-    if not path.is_file():
-        return set()
-    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
 
 
 def data_columns(data: Path, target: str) -> list[str]:
@@ -113,25 +83,11 @@ def csv_text(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as stream:
-        size = stream.seek(0, 2)
-        if size == 0:
-            return True
-        stream.seek(size - 1)
-        return stream.read(1) == b"\n"
-
-
 def append_rows(data: Path, lines: bytes) -> None:
     """Append CSV lines to the file in one step: the earlier rows stay byte for byte."""
-    separator = b"" if ends_with_newline(data) else b"\n"
-
-    def write(target: Path) -> None:
-        shutil.copyfile(data, target)
-        with target.open("ab") as stream:
-            stream.write(separator + lines)
-
-    files.write_atomically(data, write)
+    text = data.read_bytes()
+    separator = b"\n" if text and not text.endswith(b"\n") else b""
+    files.write_atomically(data, lambda target: target.write_bytes(text + separator + lines))
 
 
 def append_keys(path: Path, rows: list[FeedbackRow]) -> None:
@@ -143,20 +99,16 @@ def append_keys(path: Path, rows: list[FeedbackRow]) -> None:
 
 def dvc_add(targets: list[Path]) -> None:
     """`dvc add` through this interpreter's DVC: the data gets its new version."""
+    from ..release import external
+
     command = [sys.executable, "-m", "dvc", "add", "--quiet", *map(str, targets)]
     try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, timeout=DVC_TIMEOUT_SECONDS
-        )
-    except subprocess.TimeoutExpired:
-        raise PipelineError(f"`dvc add` did not finish in {DVC_TIMEOUT_SECONDS} s") from None
-    if result.returncode != 0:
-        lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        last = lines[-1].strip() if lines else f"exit code {result.returncode}"
+        external.run(command, "dvc add", timeout=DVC_TIMEOUT_SECONDS)
+    except PipelineError as error:
         raise PipelineError(
-            f"`dvc add` failed: {last} (the rows were added; run `uv run poe track-data` "
-            "once DVC works, or pass --no-track)"
-        )
+            f"{error} (the rows were added; run `uv run poe track-data` once DVC works, or pass "
+            "--no-track)"
+        ) from None
 
 
 def without_copies(frame: pd.DataFrame, data: Path) -> Any:
@@ -177,7 +129,7 @@ def without_copies(frame: pd.DataFrame, data: Path) -> Any:
 
 def new_rows(log: Path, keys_path: Path) -> tuple[list[FeedbackRow], int]:
     """The feedback rows not yet added, and how many logged no input to use."""
-    known = read_keys(keys_path)
+    known = set(keys_path.read_text(encoding="utf-8").split()) if keys_path.is_file() else set()
     rows = [row for row in read_feedback(log, inputs=True) if row.key not in known]
     usable = [row for row in rows if row.input is not None]
     return usable, len(rows) - len(usable)

@@ -4,29 +4,9 @@
     uv run <package> fetch-window --from url --source https://example.com/predictions.db
     uv run <package> fetch-window --from bigquery --table my-project.predictions.stdout
 
-The monitor workflow runs on a fresh CI runner: the records it judges come
-from the production sink of the deploy target (docs/retraining.md):
-
-- `container` (`--from url`): the API writes SQLite on its host (the
-  `prediction-log` volume of compose.yaml); the team publishes a copy
-  (`sqlite3 predictions.db ".backup copy.db"`, uploaded to its storage) at a
-  URL the workflow reads from the PREDICTION_LOG_URL secret (an https URL,
-  pre-signed or public to the runner, a file:// URL or a path);
-- `cloud-run` and `kubernetes` (`--from bigquery`): the API writes JSON lines
-  on stdout, and a Cloud Logging sink routes them to BigQuery; the last
-  `fetch_window.days` days of the table (monitoring.yaml
-  `fetch_window.bigquery_table` or BIGQUERY_TABLE) are queried with `bq`, the
-  Google Cloud CLI's BigQuery tool, under the job's Google Cloud credentials
-  (keyless, OIDC, in CI). The sink's table has a column for each field a line
-  has carried so far, and the logging agent lifts a line's `time` into the
-  entry's `timestamp`: the query reads each line whole (`jsonPayload` as JSON
-  text) and the entry's time, and names no field that may not exist yet.
-
-Either way the result is a SQLite file in the log's own schema
-(docs/monitoring.md), written in one step to `prediction_log.path` (or --out), where drift,
-performance, monitor and feedback-to-data read it. Without the secret, the
-table or the credentials, it stops with a one-line error naming what is
-missing: the cloud boundary.
+Either source becomes a SQLite file in the log's own schema at
+`prediction_log.path` (or --out); where the copy comes from, and why the
+BigQuery query reads each line whole: docs/retraining.md.
 """
 
 from __future__ import annotations
@@ -36,13 +16,13 @@ import json
 import os
 import shutil
 import sqlite3
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..core import files
 from ..core.errors import PipelineError
 from .report import open_log
 from .settings import MONITORING_SETTINGS, FetchSettings, load_monitoring_settings
@@ -60,16 +40,12 @@ CREDENTIAL_VARIABLES = (
     "GOOGLE_APPLICATION_CREDENTIALS",
 )
 MAX_ROWS = 50_000_000
-# The entry's timestamp, in the log's own time format (records.format_time):
-# ISO 8601 in UTC, to the millisecond.
+# The entry's timestamp in the log's time format (records.format_time).
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%E3S+00:00"
 FEEDBACK_COLUMNS = ("request_id", "row", "outcome", "time")
 JSON_COLUMNS = ("input", "prediction", "outcome")  # kept as JSON text in the log
 
 Query = Callable[[str], list[dict[str, Any]]]
-
-
-# --- Where from ---------------------------------------------------------------------------------
 
 
 def chosen_source(source: str) -> str:
@@ -78,73 +54,53 @@ def chosen_source(source: str) -> str:
         return source
     from ..release.settings import load_delivery_settings
 
-    target = load_delivery_settings().target
-    return "url" if target == "container" else "bigquery"
-
-
-# --- A copy of a SQLite log ---------------------------------------------------------------------
+    return "url" if load_delivery_settings().target == "container" else "bigquery"
 
 
 def replace_log(out: Path, write: Callable[[Path], object]) -> None:
-    """Write the new copy beside `out`, then put it in place of the old one.
+    """Write the new copy beside `out`, then put it in its place, the old WAL files removed
+    first (SQLite would read them as the new file's). Never --out a running API's log."""
 
-    Once the new copy is complete, the old copy's WAL files go first: SQLite
-    would read them as the new file's. Never point --out at the log a running
-    API writes.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staged = out.with_name(f".{out.name}.fetching")
-    staged.unlink(missing_ok=True)
-    try:
-        write(staged)
+    def staged(target: Path) -> None:
+        write(target)
         for suffix in ("-wal", "-shm"):
             out.with_name(out.name + suffix).unlink(missing_ok=True)
-        os.replace(staged, out)
-    finally:
-        staged.unlink(missing_ok=True)
+
+    files.write_atomically(out, staged)
 
 
-def _local_path(location: str) -> Path | None:
-    """The file a location names on this machine (a path or a file:// URL), else None."""
+def download(location: str, target: Path) -> None:
+    """Copy the file at `location` (an http(s) or file:// URL, or a path) to `target`."""
+    import httpx2
+
     parts = urllib.parse.urlsplit(location)
-    if parts.scheme == "file":
-        return Path(urllib.request.url2pathname(parts.path))
     if parts.scheme in ("http", "https"):
-        return None
-    if len(parts.scheme) > 1:  # s3://, gs://... (a one-letter scheme is a Windows drive)
+        shown = parts._replace(query="", fragment="").geturl()  # no signature in errors
+        try:
+            with (
+                httpx2.stream(
+                    "GET", location, timeout=DOWNLOAD_TIMEOUT_SECONDS, follow_redirects=True
+                ) as response,
+                target.open("wb") as stream,
+            ):
+                if response.is_error:
+                    raise PipelineError(
+                        f"{shown} answered {response.status_code}: check {URL_VARIABLE}."
+                    )
+                for chunk in response.iter_bytes():
+                    stream.write(chunk)
+        except (httpx2.HTTPError, OSError) as error:
+            raise PipelineError(f"cannot download {shown}: {error}") from None
+        return
+    if len(parts.scheme) > 1 and parts.scheme != "file":  # one letter: a Windows drive
         raise PipelineError(
             f"{URL_VARIABLE}: {parts.scheme}:// is not read here: give an https URL (e.g. a "
             "pre-signed one), a file:// URL or a path."
         )
-    return Path(location)
-
-
-def download(location: str, target: Path) -> None:
-    """Copy the file at `location` (https, file:// or a path) to `target`."""
-    local = _local_path(location)
-    if local is not None:
-        if not local.is_file():
-            raise PipelineError(f"{URL_VARIABLE}: {local} is not a file.")
-        shutil.copyfile(local, target)
-        return
-    shown = urllib.parse.urlsplit(location)._replace(query="", fragment="").geturl()
-    try:
-        with (
-            urllib.request.urlopen(location, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response,
-            target.open("wb") as stream,
-        ):
-            shutil.copyfileobj(response, stream)
-    except urllib.error.HTTPError as error:
-        raise PipelineError(f"{shown} answered {error.code}: check {URL_VARIABLE}.") from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise PipelineError(f"cannot download {shown}: {reason}") from None
-
-
-def check_log(path: Path) -> None:
-    """A downloaded file must be a prediction log before it replaces the copy."""
-    connection = open_log(path)
-    connection.close()
+    local = Path(urllib.request.url2pathname(parts.path)) if parts.scheme else Path(location)
+    if not local.is_file():
+        raise PipelineError(f"{URL_VARIABLE}: {local} is not a file.")
+    shutil.copyfile(local, target)
 
 
 def fetch_copy(location: str | None, out: Path) -> None:
@@ -158,23 +114,17 @@ def fetch_copy(location: str | None, out: Path) -> None:
 
     def write(target: Path) -> None:
         download(location, target)
-        check_log(target)
+        open_log(target).close()  # a prediction log, or a one-line error
 
     replace_log(out, write)
-
-
-# --- BigQuery -----------------------------------------------------------------------------------
 
 
 def bigquery_sql(table: str, kind: str, days: int) -> str:
     """The lines of one kind (`prediction` or `feedback`) of the last `days` days.
 
-    Each line comes whole, as JSON text: a field no line has carried yet (the
-    feedback's `outcome` before the first feedback, `refused_rule` before the
-    first refusal) is no column of the sink's table, and naming it would be an
-    error (BigQuery: "Field name ... does not exist in STRUCT<...>"). `time`
-    is the entry's timestamp: Cloud Logging's agent lifts a line's `time` field
-    into it (Cloud Logging docs, structured logging: special JSON fields).
+    Each line whole, as JSON text: a field no line has carried yet is no column
+    of the sink's table, and naming it would fail. `time` is the entry's
+    timestamp, into which Cloud Logging's agent lifts a line's `time` field.
     """
     return (
         f"SELECT TO_JSON_STRING(jsonPayload) AS `payload`, "
@@ -273,16 +223,11 @@ def bigquery_table(given: str | None, settings: FetchSettings) -> str:
 
 def fetch_bigquery(table: str, days: int, out: Path, query: Query = bq_query) -> None:
     """The records of the last `days` days, written as a SQLite log."""
-    predictions = [
-        line_fields(row, COLUMNS) for row in query(bigquery_sql(table, "prediction", days))
-    ]
-    feedback = [
-        line_fields(row, FEEDBACK_COLUMNS) for row in query(bigquery_sql(table, "feedback", days))
-    ]
+    predictions, feedback = (
+        [line_fields(row, columns) for row in query(bigquery_sql(table, kind, days))]
+        for kind, columns in (("prediction", COLUMNS), ("feedback", FEEDBACK_COLUMNS))
+    )
     replace_log(out, lambda target: write_sqlite(target, predictions, feedback))
-
-
-# --- The command --------------------------------------------------------------------------------
 
 
 def count(out: Path, table: str) -> int:
@@ -305,8 +250,7 @@ def run(
 ) -> Path:
     settings = load_monitoring_settings(settings_path)
     out = out or settings.prediction_log.path
-    chosen = chosen_source(source)
-    if chosen == "url":
+    if chosen_source(source) == "url":
         fetch_copy(location, out)
         where = "the published copy"
     else:

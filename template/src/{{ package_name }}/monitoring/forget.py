@@ -2,13 +2,9 @@
 
     uv run <package> forget-request <request id> [--log logs/predictions.db]
 
-The request id is the `X-Request-ID` header the API answered with (32
-hexadecimal characters). Its predictions and their feedback are deleted from
-the log monitoring.yaml names (or --log, a SQLite file), and the command says
-how many rows went. With the stdout log (Cloud Run, Kubernetes) the records
-are in the platform's log store: delete them there. A request answered less
-than `flush_seconds` ago may still be in a running server's buffer: run the
-command again a second later.
+The id is the answer's `X-Request-ID`. With the stdout log the records are in
+the platform's log store: delete them there; a request answered within
+`flush_seconds` may still be in a server's buffer: run it again a second later.
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """POST /predict exchanges, turned into log records and metrics in batches, off the request path.
 
-A request only appends what it saw (its id, when and how it was answered,
-the bodies as they passed) to a queue: one append, no lock. A thread takes
-the queue every INTAKE_SECONDS and, for the whole batch at once, builds the
-records (records.py), counts the requests and rows in the metrics and hands
-the records to the prediction log. Measured on the API, the same work done
-a request at a time on the event loop cost two to three times more (the
-parsing and the metric updates run cold between two requests), and the
-throughput paid for it.
-
-The metrics lag the answers by INTAKE_SECONDS at most; `drain` makes them
-current (a scrape, a feedback, a shutdown call it).
+A request only appends what it saw to a queue; a thread makes the records and
+counts the metrics for a whole batch every INTAKE_SECONDS: done a request at a
+time on the event loop, the same work cost the API two to three times more.
+`drain` makes the metrics current (a scrape, a feedback, a shutdown).
 """
 
 from __future__ import annotations
@@ -96,8 +89,13 @@ class Intake:
         predictions: list[Any] = []
         refused = 0
         for exchange in exchanges:
+            moment = self._clock.text(exchange.answered_at)
+            sent, answered = b"".join(exchange.sent), b"".join(exchange.answered)
             try:
-                records = self._records(exchange)
+                records = prediction_records(
+                    exchange.request_id, moment, exchange.status, round(exchange.seconds * 1000, 3),
+                    sent, answered, self.never_log,
+                )  # fmt: skip
             except Exception:  # one odd exchange must not cost the others their records
                 LOGGER.exception("prediction log: recording request %s failed", exchange.request_id)
                 continue
@@ -108,13 +106,6 @@ class Intake:
                 refused += len(records)
         self.log.submit(batch)
         self._count(exchanges, predictions, refused)
-
-    def _records(self, exchange: Exchange) -> list[Any]:
-        return prediction_records(
-            exchange.request_id, self._clock.text(exchange.answered_at), exchange.status,
-            round(exchange.seconds * 1000, 3), b"".join(exchange.sent),
-            b"".join(exchange.answered), self.never_log,
-        )  # fmt: skip
 
     def _count(self, exchanges: list[Exchange], predictions: list[Any], refused: int) -> None:
         """Every request of the batch, and its rows in one call (counters add up alike)."""

@@ -1,10 +1,7 @@
-"""The feedback of the prediction log joined to the predictions it is about.
+"""The feedback of the prediction log joined to the answered rows it is about.
 
-`performance` judges the canvas metric on the latest of these rows, and
-`feedback-to-data` turns all of them into training rows. Only answered rows
-(status 200) can have feedback (the API refuses feedback on a refused row),
-and only they are read. The SQLite log is opened read-only, so both commands
-run while the API writes it.
+Read by `performance` (the latest rows) and `feedback-to-data` (all of them),
+from the SQLite log opened read-only: both run while the API writes it.
 """
 
 from __future__ import annotations
@@ -60,18 +57,11 @@ def _decoded(text: Any, path: Path, column: str) -> Any:
         raise PipelineError(f"{path}: a `{column}` of the log is not JSON ({shown!r}).") from None
 
 
-def _has_feedback_table(connection: sqlite3.Connection) -> bool:
-    found = connection.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback'"
-    ).fetchone()
-    return found is not None
-
-
 def read_feedback(path: Path, last: int | None = None, inputs: bool = False) -> list[FeedbackRow]:
     """The answered rows with feedback, oldest feedback first: the last `last` (all when None)."""
     connection = open_log(path)
     try:
-        if not _has_feedback_table(connection):
+        if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'feedback'").fetchone():
             return []
         sql = JOINED.format(input="p.input" if inputs else "NULL")
         arguments: list[Any] = [ANSWERED]
@@ -88,16 +78,10 @@ def read_feedback(path: Path, last: int | None = None, inputs: bool = False) -> 
 
 def _row(values: tuple[Any, ...], path: Path) -> FeedbackRow:
     request_id, row, feedback_time, predicted_at, version, prediction, probability = values[:7]
-    outcome, logged_input = values[7:]
-    sent = _decoded(logged_input, path, "input")
+    sent = _decoded(values[8], path, "input")
     return FeedbackRow(
-        request_id=str(request_id),
-        row=int(row),
-        feedback_time=str(feedback_time),
-        predicted_at=str(predicted_at),
-        model_version=None if version is None else str(version),
-        prediction=_decoded(prediction, path, "prediction"),
-        probability=None if probability is None else float(probability),
-        outcome=_decoded(outcome, path, "outcome"),
-        input=sent if isinstance(sent, dict) else None,
-    )
+        str(request_id), int(row), str(feedback_time), str(predicted_at),
+        None if version is None else str(version), _decoded(prediction, path, "prediction"),
+        None if probability is None else float(probability), _decoded(values[7], path, "outcome"),
+        sent if isinstance(sent, dict) else None,
+    )  # fmt: skip

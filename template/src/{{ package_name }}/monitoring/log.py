@@ -1,14 +1,8 @@
 """The prediction log: records buffered in memory, written to the sink by a thread.
 
-A request never waits for the log and never fails because of it: the
-middleware hands its records to `submit`, which only appends to a bounded
-buffer. A background thread writes the buffer in batches of `batch_rows`,
-at least every `flush_seconds`; when the sink fails (a full disk, a locked
-or corrupt database, a collector that is down) the rows stay buffered and
-the batch is retried with a growing delay, so nothing is lost while the
-cause is fixed. Past `buffer_rows`, new rows are counted as dropped: never
-silently lost, `/health`, `/ready` and the metrics report them. `close`
-(lifespan shutdown, or exit) writes what is left.
+A request never waits for the log nor fails because of it; a failing sink is
+retried with a growing delay while the rows stay buffered; past `buffer_rows`
+rows are counted as dropped, never silently lost (docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -140,10 +134,8 @@ class PredictionLog:
     def add_feedback(self, request_id: str, row: int, outcome: Any) -> None:
         """Record a row's true outcome, at once (the caller is told 201, 404 or 409).
 
-        A row not found may not be written yet: in this process's buffer
-        (flushed, then tried again), or in another worker's, which writes
-        within `flush_seconds` (waited once, then tried again). The caller
-        hands over first what it has not queued yet (api.Monitoring).
+        A row not found may still be in this process's buffer (flushed, then
+        tried again) or another worker's (which writes within flush_seconds).
         """
         feedback = FeedbackRecord(request_id, row, outcome, utc_now())
         try:

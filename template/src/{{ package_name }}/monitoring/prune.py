@@ -1,11 +1,9 @@
-"""Command `prune-log`: apply the prediction log's retention now.
+"""Command `prune-log`: delete the records older than `retention_days` (or --days) now.
 
     uv run <package> prune-log [--days N] [--log logs/predictions.db]
 
-Deletes the predictions and feedback older than `retention_days`
-(monitoring.yaml) or --days. A running API does the same at start and then
-hourly; this command is for a log no server is writing, or a shorter
-retention at once.
+A running API prunes at start and then hourly: this is for a log no server
+writes, or a shorter retention at once.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ..core.commands import positive_int
 from ..core.errors import PipelineError
 from .forget import open_log
 from .settings import load_monitoring_settings
@@ -22,8 +21,6 @@ from .sinks import SinkUnavailable
 
 def run(days: int | None = None, log: Path | None = None) -> int:
     kept_days = load_monitoring_settings().prediction_log.retention_days if days is None else days
-    if days is not None and days < 1:
-        raise PipelineError(f"prune-log: --days must be at least 1 (got {days}).")
     if kept_days == 0:
         raise PipelineError(
             "prune-log: prediction_log.retention_days is 0 in monitoring.yaml (keep every "
@@ -42,7 +39,7 @@ def run(days: int | None = None, log: Path | None = None) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--days", type=int, help="keep this many days (default: prediction_log.retention_days)"
+        "--days", type=positive_int, help="keep this many days (prediction_log.retention_days)"
     )
     parser.add_argument(
         "--log", type=Path, help="the SQLite log (default: prediction_log.path in monitoring.yaml)"

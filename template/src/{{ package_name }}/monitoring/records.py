@@ -1,28 +1,19 @@
 """The records of the prediction log: one per row of POST /predict, and one per feedback.
 
-The fields are the contract of docs/monitoring.md ("The prediction log")
-(the SQLite columns, the stdout JSON lines, what the report reads). A
-record is built from what the caller sent and what it got back, so the log
-holds exactly what was answered, refused rows included: a request refused
-by the data contract (422) gives one record per row, each with the rule
-that row broke.
+Built from the bodies as they passed, so the log holds exactly what was
+answered or refused (fields: docs/monitoring.md, "The prediction log").
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ..serving.schema import encodable
 
-# The statuses whose rows are logged (docs/monitoring.md): answered, or refused
-# for what the caller sent: 400 and 422 (not readable JSON, or breaking the
-# contract), 413 (a body over the limit) and 415 (a body not sent as JSON).
-# Never logged: 401 (and any request without the token, when one is set: the
-# log takes rows from the model's callers only), 503 (the model is loading:
-# the caller retries, and its retry is logged) and 5xx errors; the metrics
-# count every request.
+# The statuses whose rows are logged: answered, or refused for what the caller
+# sent (docs/monitoring.md); never 401, 503 (the caller retries) nor 5xx.
 ANSWERED = 200
 REFUSED = frozenset({400, 413, 415, 422})
 LOGGED_STATUSES = frozenset({ANSWERED, *REFUSED})
@@ -35,11 +26,8 @@ UNREAD = (None, None, None)
 
 
 class JsonText(str):
-    """A row already in JSON text: the body of a one-row request, as the caller sent it.
-
-    The commonest request is one row, answered: its body is the logged input
-    as it is, so it is neither parsed nor encoded again on the way to the log.
-    """
+    """The body of an answered one-row request (the commonest), logged as sent: neither
+    parsed nor encoded again on the way to the log."""
 
 
 class PredictionRecord(NamedTuple):
@@ -87,12 +75,8 @@ def format_time(moment: datetime) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    """JSON text decoded, every text in it encodable as UTF-8; ValueError when it is not JSON.
-
-    JSON may escape half of a surrogate pair ("\\ud800"): it becomes U+FFFD,
-    so that the log, the reports and the data files can write it. A text
-    nested deeper than Python's parser goes is not JSON here.
-    """
+    """JSON text decoded, a lone surrogate escaped in it ("\\ud800") made U+FFFD so that
+    the log, the reports and the data files can write it; ValueError when not JSON."""
     try:
         value = json.loads(text)
     except RecursionError:
@@ -102,11 +86,8 @@ def loads(text: str | bytes) -> Any:
 
 
 def encodable_json(value: Any) -> Any:
-    """A decoded JSON value with each text made encodable (serving.schema.encodable).
-
-    Lists and objects are changed in place, walked with a stack: a value as
-    deep as the parser takes must not exhaust Python's recursion limit here.
-    """
+    """A decoded JSON value with each text made encodable, changed in place, walked with a
+    stack: a value as deep as the parser takes must not exhaust the recursion limit."""
     pending: list[Any] = []
     value = _encodable_item(value, pending)
     while pending:
@@ -140,11 +121,8 @@ def _decode(body: bytes) -> Any:
 
 
 def sent_rows(request: Any) -> tuple[list[Any], bool]:
-    """The rows of a request body as sent, and whether it was a batch {"rows": [...]}.
-
-    A body that is neither a row nor a batch counts as one row, logged with
-    input null: its refusal is still on record.
-    """
+    """The rows of a request body as sent, and whether it was a batch {"rows": [...]}; any
+    other body is one row, logged with input null (its refusal still on record)."""
     if isinstance(request, dict):
         rows = request.get("rows")
         if isinstance(rows, list) and rows:
@@ -157,20 +135,9 @@ def _location_text(location: list[Any]) -> str:
     return ".".join(str(part) for part in location) or "body"
 
 
-def _row_of(location: list[Any], rows: int) -> int | None:
-    """The row an error located at `rows.<i>...` (body removed) is about."""
-    if len(location) >= 2 and location[0] == "rows" and isinstance(location[1], int):
-        return location[1] if 0 <= location[1] < rows else None
-    return None
-
-
 def refused_rules(detail: Any, rows: int, batch: bool) -> list[str]:
-    """The rule each row broke, from a 422 body in FastAPI's shape ({"detail": [{loc, msg}]}).
-
-    An error located at `body.rows.<i>...` is row i's; any other error (the
-    body as a whole, the number of rows) is every row's. A row with no error
-    of its own was not scored because others were refused.
-    """
+    """The rule each row broke, from a 422 body in FastAPI's shape: an error located at
+    `body.rows.<i>...` is row i's, any other error every row's."""
     own: list[list[str]] = [[] for _ in range(rows)]
     shared: list[str] = []
     errors = detail if isinstance(detail, list) else [{"loc": [], "msg": str(detail)}]
@@ -183,12 +150,12 @@ def refused_rules(detail: Any, rows: int, batch: bool) -> list[str]:
         message = str(error.get("msg", "refused"))
         if error.get("type") == "json_invalid":  # its location is a character position
             location = []
-        row = _row_of(location, rows) if batch else None
-        if row is not None:
+        row = location[1] if batch and len(location) >= 2 and location[0] == "rows" else None
+        if isinstance(row, int) and 0 <= row < rows:
             field = _location_text(location[2:]) if len(location) > 2 else "row"
             own[row].append(f"{field}: {message}")
-            continue
-        shared.append(f"{_location_text(location)}: {message}")
+        else:
+            shared.append(f"{_location_text(location)}: {message}")
     return ["; ".join(mine + shared) or NOT_SCORED for mine in own]
 
 
@@ -199,47 +166,6 @@ def without(row: Any, never_log: frozenset[str]) -> dict[str, Any] | None:
     if not never_log:
         return row
     return {name: value for name, value in row.items() if name not in never_log}
-
-
-def _answers(response: Any, batch: bool) -> list[Any]:
-    if batch:
-        answers = response.get("predictions") if isinstance(response, dict) else None
-        return answers if isinstance(answers, list) else []
-    return [response]
-
-
-def _one_row_as_sent(
-    common: tuple[str, str, int, float], request_body: bytes, answer: dict[str, Any]
-) -> list[PredictionRecord] | None:
-    """The record of an answered one-row request, its body kept as text (None: not UTF-8)."""
-    request_id, time, status, latency_ms = common
-    try:
-        sent = JsonText(request_body.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None
-    version, prediction = answer.get("model_version"), answer.get("prediction")
-    probability = answer.get("probability")
-    return [
-        PredictionRecord(
-            request_id, 0, time, version, status, latency_ms, sent, prediction, probability, None
-        )
-    ]
-
-
-def _answered(
-    common: tuple[str, str, int, float], inputs: list[Any], response: Any, batch: bool
-) -> list[PredictionRecord]:
-    request_id, time, status, latency_ms = common
-    records = []
-    for row, (sent, answer) in enumerate(zip(inputs, _answers(response, batch), strict=False)):
-        got = answer if isinstance(answer, dict) else {}
-        version, prediction = got.get("model_version"), got.get("prediction")
-        probability = got.get("probability")
-        record = PredictionRecord(
-            request_id, row, time, version, status, latency_ms, sent, prediction, probability, None
-        )
-        records.append(record)
-    return records
 
 
 def prediction_records(
@@ -254,24 +180,40 @@ def prediction_records(
     """The records of one POST /predict exchange; none for a status that is not about rows."""
     if status not in LOGGED_STATUSES:
         return []
-    common = (request_id, time, status, latency_ms)
     response = _decode(response_body)
+    one = isinstance(response, dict) and "predictions" not in response
+    if status == ANSWERED and one and not never_log:  # the commonest: one row, logged as sent
+        try:
+            sent = JsonText(request_body.decode("utf-8"))
+        except UnicodeDecodeError:
+            sent = None
+        if sent is not None:
+            got = cast(dict[str, Any], response).get
+            return [
+                PredictionRecord(
+                    request_id, 0, time, got("model_version"), status, latency_ms, sent,
+                    got("prediction"), got("probability"), None,
+                )
+            ]  # fmt: skip
+    detail = response.get("detail") if isinstance(response, dict) else response
     if status in UNREAD_BODY:
-        detail = response.get("detail") if isinstance(response, dict) else response
         rule = refused_rules(detail, 1, batch=False)[0]
         return [PredictionRecord(request_id, 0, time, None, status, latency_ms, *UNREAD, rule)]
-    one_answer = isinstance(response, dict) and "predictions" not in response
-    if status == ANSWERED and one_answer and not never_log:
-        fast = _one_row_as_sent(common, request_body, response)
-        if fast is not None:
-            return fast
     rows, batch = sent_rows(_decode(request_body))
     inputs = [without(row, never_log) for row in rows]
-    if status == ANSWERED:
-        return _answered(common, inputs, response, batch)
-    detail = response.get("detail") if isinstance(response, dict) else response
-    rules = refused_rules(detail, len(rows), batch)
+    if status != ANSWERED:
+        rules = refused_rules(detail, len(inputs), batch)
+        return [
+            PredictionRecord(request_id, n, time, None, status, latency_ms, sent, None, None, rule)
+            for n, (sent, rule) in enumerate(zip(inputs, rules, strict=True))
+        ]
+    answers = response.get("predictions") if batch and isinstance(response, dict) else None
+    answers = [response] if not batch else answers if isinstance(answers, list) else []
     return [
-        PredictionRecord(request_id, row, time, None, status, latency_ms, sent, None, None, rule)
-        for row, (sent, rule) in enumerate(zip(inputs, rules, strict=True))
-    ]
+        PredictionRecord(
+            request_id, row, time, got.get("model_version"), status, latency_ms, sent,
+            got.get("prediction"), got.get("probability"), None,
+        )
+        for row, (sent, answer) in enumerate(zip(inputs, answers, strict=False))
+        for got in [answer if isinstance(answer, dict) else {}]
+    ]  # fmt: skip

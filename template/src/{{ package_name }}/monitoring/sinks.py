@@ -1,17 +1,10 @@
 """Where the prediction log goes: SQLite, JSON lines on stdout, or your own sink.
 
-monitoring.yaml's `prediction_log.sink` chooses: `sqlite` (the default on a
-machine or under compose), `stdout` (the default on Cloud Run and
-Kubernetes) or `module:factory`, where `factory(settings)` gets the
-`prediction_log` settings and returns an object with the methods of `Sink`
-below. A factory must be cheap and must not connect: it runs in every server
-process, and a sink that is down must not stop the API from starting (connect
-in `write`, which the log retries).
-
-Every sink answers the same questions: write a batch of rows, find a row,
-record feedback on a row (UnknownPrediction or DuplicateFeedback when it
-cannot), the latest rows with feedback (the live metric), delete a request's
-rows (`forget-request`) and prune old ones (retention).
+monitoring.yaml's `prediction_log.sink` chooses (docs/monitoring.md): `sqlite`,
+`stdout` (Cloud Run, Kubernetes) or `module:factory`, where `factory(settings)`
+returns an object with the methods of `Sink`. A factory must not connect: it
+runs in every server process, and a sink that is down must not stop the API
+(connect in `write`, which the log retries).
 """
 
 from __future__ import annotations
@@ -39,13 +32,11 @@ if TYPE_CHECKING:
 
 # How long a write waits for another process's lock before it fails (and is retried).
 BUSY_TIMEOUT_SECONDS = 5.0
-# Between two tries of switching a new file to WAL while another connection writes to it.
-WAL_RETRY_SECONDS = 0.01
 # Rows deleted a transaction when pruning: other processes write in between.
 PRUNE_CHUNK_ROWS = 5000
 # Predictions the stdout sink remembers (without their inputs) to check feedback.
 RECENT_PREDICTIONS = 50_000
-SINK_METHODS = ("write", "find", "add_feedback", "live_rows", "delete", "prune", "close")
+SINK_METHODS = ("write", "add_feedback", "live_rows", "delete", "prune", "close")
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS predictions (
@@ -98,14 +89,14 @@ class DuplicateFeedback(Exception):
     """This row already has its feedback (the API answers 409)."""
 
 
-class Sink(Protocol):
-    """What the prediction log needs from where it writes."""
+class SinkUnavailable(OSError):
+    """The sink cannot be read or written now (the log retries; /feedback answers 503)."""
 
+
+class Sink(Protocol):
     name: str
 
     def write(self, records: Sequence[PredictionRecord]) -> None: ...
-
-    def find(self, request_id: str, row: int) -> PredictionRecord | None: ...
 
     def add_feedback(self, feedback: FeedbackRecord) -> None: ...
 
@@ -127,14 +118,23 @@ def compact(value: Any) -> str:
     return value if isinstance(value, JsonText) else _ENCODER.encode(value)
 
 
-def check_feedback_target(found: PredictionRecord | None, feedback: FeedbackRecord) -> None:
-    """Refuse feedback on a row never logged, or on a row that got no prediction."""
+def logged_json(value: Any) -> str | None:
+    """A JSON column's text; None for a value JSON cannot hold (nested past the encoder's
+    limit): one such row must not stop the log from writing the others."""
+    try:
+        return None if value is None else compact(value)
+    except (RecursionError, ValueError, TypeError):
+        return None
+
+
+def check_feedback_target(status: int | None, feedback: FeedbackRecord) -> None:
+    """Refuse feedback on a row never logged (status None), or on a row refused."""
     where = f"request {feedback.request_id} row {feedback.row}"
-    if found is None:
+    if status is None:
         raise UnknownPrediction(f"no prediction logged for {where}: check the X-Request-ID")
-    if found.status != ANSWERED:
+    if status != ANSWERED:
         raise UnknownPrediction(
-            f"{where} was refused (status {found.status}): it has no prediction to give feedback on"
+            f"{where} was refused (status {status}): it has no prediction to give feedback on"
         )
 
 
@@ -145,37 +145,11 @@ def duplicate(feedback: FeedbackRecord) -> DuplicateFeedback:
     )
 
 
-# --- SQLite ------------------------------------------------------------------------------
-
-
 def explain(path: Path, error: BaseException) -> str:
     """One line: the file, SQLite's message, and what to do about it."""
     message = " ".join(str(error).split()) or type(error).__name__
     hint = next((text for key, text in HINTS.items() if key in message.lower()), None)
     return f"{path}: {message}" + (f" ({hint})" if hint else "")
-
-
-class SinkUnavailable(OSError):
-    """The sink cannot be read or written now (the log retries; /feedback answers 503)."""
-
-
-def logged_json(value: Any) -> str | None:
-    """A JSON column's text; None for a value JSON cannot hold (nested past the encoder's
-    recursion limit): one such row must not stop the log from writing the others."""
-    if value is None:
-        return None
-    try:
-        return compact(value)
-    except (RecursionError, ValueError, TypeError):
-        return None
-
-
-def _values(record: PredictionRecord) -> tuple[Any, ...]:
-    return (
-        record.request_id, record.row, record.time, record.model_version, record.status,
-        record.latency_ms, logged_json(record.input), logged_json(record.prediction),
-        record.probability, record.refused_rule,
-    )  # fmt: skip
 
 
 @functools.cache
@@ -191,11 +165,11 @@ def _insert(rows: int) -> str:
 INSERT_PREDICTION = _insert(1)
 
 
-def _record(row: tuple[Any, ...]) -> PredictionRecord:
-    values = dict(zip(COLUMNS, row, strict=True))
-    for name in ("input", "prediction"):
-        values[name] = None if values[name] is None else json.loads(values[name])
-    return PredictionRecord(**values)
+def _values(r: PredictionRecord) -> tuple[Any, ...]:
+    return (
+        r.request_id, r.row, r.time, r.model_version, r.status, r.latency_ms,
+        logged_json(r.input), logged_json(r.prediction), r.probability, r.refused_rule,
+    )  # fmt: skip
 
 
 @contextmanager
@@ -212,13 +186,10 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]
 
 
 class SqliteSink:
-    """One SQLite file (WAL mode) that every server process of a machine writes.
+    """One SQLite file in WAL mode, shared by every server process of a machine.
 
-    WAL lets readers (the live metric, feedback checks) go on while a process
-    writes, and each batch is one short transaction, so several workers share
-    the file; `busy_timeout` makes a writer wait for another's lock. The
-    writing thread and the request handlers use a connection each, opened on
-    first use and reopened after any error: a file moved away, repaired or
+    The writing thread and the request handlers use a connection each, opened
+    on first use and dropped after any error: a file moved away, repaired or
     given disk space again is picked up by the next retry.
     """
 
@@ -236,30 +207,20 @@ class SqliteSink:
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
         try:
-            self._configure(connection)
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            self._switch_to_wal(connection)
+            connection.execute("PRAGMA synchronous = NORMAL")  # safe in WAL mode
+            with _transaction(connection):
+                for statement in SCHEMA:
+                    connection.execute(statement)
         except BaseException:
             connection.close()
             raise
         return connection
 
-    def _configure(self, connection: sqlite3.Connection) -> None:
-        """WAL, NORMAL synchronous (safe in WAL: a power cut may lose the last commits only)."""
-        connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-        self._switch_to_wal(connection)
-        connection.execute("PRAGMA synchronous = NORMAL")
-        with _transaction(connection):
-            for statement in SCHEMA:
-                connection.execute(statement)
-
     def _switch_to_wal(self, connection: sqlite3.Connection) -> None:
-        """PRAGMA journal_mode = WAL, tried again until the busy timeout has passed.
-
-        SQLite's busy timeout does not cover this switch: while another connection
-        writes to a file not yet in WAL mode (processes opening a new log together),
-        SQLite answers "database is locked" at once rather than wait, as waiting
-        could deadlock (https://sqlite.org/c3ref/busy_handler.html). The sink waits
-        here as it waits for any other lock.
-        """
+        """Retried until the busy timeout: while another connection writes to a file not yet
+        in WAL mode, SQLite refuses the switch at once (https://sqlite.org/c3ref/busy_handler.html)."""
         deadline = time.monotonic() + self.busy_timeout
         while True:
             try:
@@ -269,7 +230,7 @@ class SqliteSink:
                 busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # extended codes too
                 if not busy or time.monotonic() > deadline:
                     raise
-            time.sleep(WAL_RETRY_SECONDS)
+            time.sleep(0.01)
 
     @contextmanager
     def _session(self, role: str) -> Iterator[sqlite3.Connection]:
@@ -289,38 +250,25 @@ class SqliteSink:
             connection.close()
 
     def write(self, records: Sequence[PredictionRecord]) -> None:
-        """One transaction; one INSERT of many rows at a time, not one a row (executemany).
-
-        Python lets go of the GIL around each SQLite step: with a step a row,
-        the writing thread and the event loop would hand the GIL to each
-        other hundreds of times a batch, and the API's throughput pays it.
-        """
+        """One transaction, many rows an INSERT: with one SQLite step a row (executemany),
+        the writing thread and the event loop would trade the GIL hundreds of times a batch."""
         rows = [_values(record) for record in records]
         with self._session("writer") as db, _transaction(db):
             for start in range(0, len(rows), ROWS_PER_INSERT):
                 chunk = rows[start : start + ROWS_PER_INSERT]
                 db.execute(_insert(len(chunk)), [value for row in chunk for value in row])
 
-    def find(self, request_id: str, row: int) -> PredictionRecord | None:
-        with self._session("requests") as db:
-            found = db.execute(
-                f"SELECT {', '.join(COLUMNS)} FROM predictions WHERE request_id = ? AND row = ?",
-                (request_id, row),
-            ).fetchone()
-        return None if found is None else _record(found)
-
     def add_feedback(self, feedback: FeedbackRecord) -> None:
+        key = (feedback.request_id, feedback.row)
         with self._session("requests") as db, _transaction(db):
-            status = db.execute(
-                "SELECT status FROM predictions WHERE request_id = ? AND row = ?",
-                (feedback.request_id, feedback.row),
+            found = db.execute(
+                "SELECT status FROM predictions WHERE request_id = ? AND row = ?", key
             ).fetchone()
-            found = None if status is None else _stub(feedback, status[0])
-            check_feedback_target(found, feedback)
+            check_feedback_target(None if found is None else found[0], feedback)
             try:
                 db.execute(
                     "INSERT INTO feedback (request_id, row, outcome, time) VALUES (?, ?, ?, ?)",
-                    (feedback.request_id, feedback.row, compact(feedback.outcome), feedback.time),
+                    (*key, compact(feedback.outcome), feedback.time),
                 )
             except sqlite3.IntegrityError:
                 raise duplicate(feedback) from None
@@ -335,27 +283,24 @@ class SqliteSink:
 
     def delete(self, request_id: str) -> int:
         with self._session("requests") as db, _transaction(db):
-            deleted = 0
-            for table in ("predictions", "feedback"):
-                cursor = db.execute(f"DELETE FROM {table} WHERE request_id = ?", (request_id,))
-                deleted += cursor.rowcount
-        return deleted
+            return sum(
+                db.execute(f"DELETE FROM {table} WHERE request_id = ?", (request_id,)).rowcount
+                for table in ("predictions", "feedback")
+            )
 
     def prune(self, older_than: datetime) -> int:
         """Delete the records older than a moment, a chunk a transaction."""
-        cutoff = format_time(older_than)
-        deleted = 0
+        cutoff, deleted = format_time(older_than), 0
         for table in ("predictions", "feedback"):
-            while True:
+            chunk = PRUNE_CHUNK_ROWS
+            while chunk == PRUNE_CHUNK_ROWS:
                 with self._session("writer") as db, _transaction(db):
-                    cursor = db.execute(
+                    chunk = db.execute(
                         f"DELETE FROM {table} WHERE rowid IN "
                         f"(SELECT rowid FROM {table} WHERE time < ? LIMIT ?)",
                         (cutoff, PRUNE_CHUNK_ROWS),
-                    )
-                deleted += cursor.rowcount
-                if cursor.rowcount < PRUNE_CHUNK_ROWS:
-                    break
+                    ).rowcount
+                deleted += chunk
         return deleted
 
     def close(self) -> None:
@@ -364,32 +309,13 @@ class SqliteSink:
                 self._drop(role)
 
 
-def _stub(feedback: FeedbackRecord, status: int) -> PredictionRecord:
-    """Just enough of a logged row to check a feedback against (its status)."""
-    return PredictionRecord(
-        feedback.request_id, feedback.row, "", None, status, 0.0, None, None, None, None
-    )
-
-
-# --- stdout ------------------------------------------------------------------------------
-
-
 class StdoutSink:
     """One JSON line a record on stdout, for the log collector of Cloud Run or Kubernetes.
 
-    Lines are `{"type": "prediction", ...}` and `{"type": "feedback", ...}`
-    with the fields of records.py. The platform keeps and queries them: on
-    Google Cloud, a Cloud Logging sink routes the lines to BigQuery, where
-    predictions and feedback are joined by (request_id, row) for the report
-    and for retraining (docs/monitoring.md); elsewhere, the collector of the
-    cluster (Fluent Bit, Vector...) does the same. Retention is the store's
-    setting there: `prune` does nothing.
-
-    Feedback is checked against the last RECENT_PREDICTIONS predictions this
-    process answered, held in memory without their inputs. With several
-    replicas (or workers), feedback for a row another replica answered gets
-    404 with a message saying so: send it to the log store instead, or give
-    each replica sticky sessions.
+    The platform's log store keeps the lines (and their retention: `prune`
+    does nothing). Feedback is checked against the last RECENT_PREDICTIONS
+    rows this process answered: feedback on another replica's row gets 404
+    saying so (docs/monitoring.md).
     """
 
     name = "stdout"
@@ -397,37 +323,27 @@ class StdoutSink:
     def __init__(self, stream: TextIO | None = None, remembered: int = RECENT_PREDICTIONS) -> None:
         self._stream = stream  # None: sys.stdout at each write (tests swap it)
         self._remembered = remembered
-        self._recent: OrderedDict[tuple[str, int], PredictionRecord] = OrderedDict()
-        self._with_feedback: set[tuple[str, int]] = set()
+        # (request id, row) -> (status, prediction, probability, has feedback)
+        self._recent: OrderedDict[tuple[str, int], list[Any]] = OrderedDict()
         self._joined: deque[LiveRow] = deque(maxlen=remembered)
         self._lock = threading.Lock()
 
-    def _emit(self, lines: list[dict[str, Any]]) -> None:
+    def _emit(self, lines: list[str]) -> None:
         stream = self._stream or sys.stdout
-        stream.write("".join(_line(line) + "\n" for line in lines))
+        stream.write("".join(line + "\n" for line in lines))
         stream.flush()
 
     def write(self, records: Sequence[PredictionRecord]) -> None:
         with self._lock:
-            self._emit([_as_json(record) for record in records])
-            for record in records:
-                self._remember(record._replace(input=None))
-
-    def _remember(self, record: PredictionRecord) -> None:
-        key = (record.request_id, record.row)
-        self._recent[key] = record
-        while len(self._recent) > self._remembered:
-            forgotten, _ = self._recent.popitem(last=False)
-            self._with_feedback.discard(forgotten)
-
-    def find(self, request_id: str, row: int) -> PredictionRecord | None:
-        with self._lock:
-            return self._recent.get((request_id, row))
+            self._emit([_line(record) for record in records])
+            for r in records:
+                self._recent[(r.request_id, r.row)] = [r.status, r.prediction, r.probability, False]
+            while len(self._recent) > self._remembered:
+                self._recent.popitem(last=False)
 
     def add_feedback(self, feedback: FeedbackRecord) -> None:
-        key = (feedback.request_id, feedback.row)
         with self._lock:
-            found = self._recent.get(key)
+            found = self._recent.get((feedback.request_id, feedback.row))
             if found is None:
                 raise UnknownPrediction(
                     f"request {feedback.request_id} row {feedback.row} is not among the "
@@ -435,12 +351,12 @@ class StdoutSink:
                     "with the stdout log, feedback must reach the replica that answered, or be "
                     "joined in the log store"
                 )
-            check_feedback_target(found, feedback)
-            if key in self._with_feedback:
+            check_feedback_target(found[0], feedback)
+            if found[3]:
                 raise duplicate(feedback)
-            self._emit([feedback.as_json()])
-            self._with_feedback.add(key)
-            self._joined.append((found.prediction, found.probability, feedback.outcome))
+            self._emit([compact(feedback.as_json())])
+            found[3] = True
+            self._joined.append((found[1], found[2], feedback.outcome))
 
     def live_rows(self, window: int) -> list[LiveRow]:
         with self._lock:
@@ -452,7 +368,6 @@ class StdoutSink:
             keys = [key for key in self._recent if key[0] == request_id]
             for key in keys:
                 del self._recent[key]
-                self._with_feedback.discard(key)
         return len(keys)
 
     def prune(self, older_than: datetime) -> int:
@@ -463,23 +378,12 @@ class StdoutSink:
             (self._stream or sys.stdout).flush()
 
 
-def _as_json(record: PredictionRecord) -> dict[str, Any]:
-    """The record's line; its input null when it is no longer JSON (see logged_json)."""
+def _line(record: PredictionRecord) -> str:
+    """The record's JSON line; its input null when JSON cannot hold it (see logged_json)."""
     try:
-        return record.as_json()
-    except ValueError:
-        return record._replace(input=None).as_json()
-
-
-def _line(fields: dict[str, Any]) -> str:
-    """One JSON line; the input left out (null) when JSON cannot hold it (see logged_json)."""
-    try:
-        return compact(fields)
+        return compact(record.as_json())
     except (RecursionError, ValueError, TypeError):
-        return compact({**fields, "input": None})
-
-
-# --- choosing ----------------------------------------------------------------------------
+        return compact(record._replace(input=None).as_json())
 
 
 def custom_sink(spec: str, settings: LogSettings) -> Sink:
