@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 ANSWER_COLUMNS = ("prediction", "probability", "model_version")
 FORMATS = (".csv", ".parquet")
+NEEDS_ENGINE = "needs fastparquet or pyarrow: `uv add fastparquet`."
 PROBLEMS_SHOWN = 3
 
 
@@ -46,7 +47,7 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except ImportError:
-        raise PipelineError("reading Parquet needs fastparquet or pyarrow: `uv add fastparquet`.") from None
+        raise PipelineError(f"reading Parquet {NEEDS_ENGINE}") from None
     except (OSError, ValueError) as error:
         raise PipelineError(f"{path} is not a readable Parquet file: {error}") from None
 
@@ -58,7 +59,7 @@ def write_table(path: Path, frame: pd.DataFrame) -> None:
     try:
         files.write_atomically(path, lambda target: frame.to_parquet(target, index=False))
     except ImportError:
-        raise PipelineError("writing Parquet needs fastparquet or pyarrow: `uv add fastparquet`.") from None
+        raise PipelineError(f"writing Parquet {NEEDS_ENGINE}") from None
 
 
 def position_label(path: Path) -> Callable[[int], str]:
