@@ -268,19 +268,8 @@ def _components(image: str) -> dict[str, Any]:
             summary.path,
         )
 
-    functions: list[Callable[..., Any]] = [
-        read,
-        metadata,
-        validate,
-        preprocess,
-        train,
-        evaluate,
-        profile,
-        gate,
-        register,
-        promote,
-        report,
-    ]
+    functions: list[Callable[..., Any]] = [read, metadata, validate, preprocess, train]
+    functions += [evaluate, profile, gate, register, promote, report]
     return {function.__name__: component(function) for function in functions}
 
 

@@ -91,29 +91,19 @@ def reaches(goal: SuccessMetric, value: float, bound: float) -> bool:
 def canvas_checks(
     canvas: Canvas, metrics: dict[str, float], p95_ms: float, rows: int
 ) -> list[Check]:
-    goal = canvas.success_metric
+    goal, budget = canvas.success_metric, canvas.latency_budget_ms
     value = metrics[goal.name]
-    direction = ">=" if goal.higher_is_better else "<="
-    checks = [
-        Check(
-            "canvas metric",
-            goal.is_met(value),
-            value,
-            f"{goal.name} {direction} {goal.threshold}",
-            f"{goal.name} = {value:.4f} on {rows} test rows",
-        )
-    ]
-    budget = canvas.latency_budget_ms
-    checks.append(
-        Check(
-            "latency",
-            None if budget is None else p95_ms <= budget,
-            round(p95_ms, 3),
-            "no budget in canvas.yaml" if budget is None else f"p95 <= {budget:g} ms",
-            f"p95 of single-row predictions = {p95_ms:.2f} ms",
-        )
+    sign = ">=" if goal.higher_is_better else "<="
+    detail = f"{goal.name} = {value:.4f} on {rows} test rows"
+    metric = Check(
+        "canvas metric", goal.is_met(value), value, f"{goal.name} {sign} {goal.threshold}", detail
     )
-    return checks
+    if budget is None:
+        judged, wanted_latency = None, "no budget in canvas.yaml"
+    else:
+        judged, wanted_latency = p95_ms <= budget, f"p95 <= {budget:g} ms"
+    detail = f"p95 of single-row predictions = {p95_ms:.2f} ms"
+    return [metric, Check("latency", judged, round(p95_ms, 3), wanted_latency, detail)]
 
 
 def champion_check(

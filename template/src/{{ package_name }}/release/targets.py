@@ -12,9 +12,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from ..core.errors import PipelineError
 from ..serving import smoke
@@ -36,11 +34,7 @@ def smoke_test(
     try:
         smoke.run(url=url, expect_version=version, timeout=timeout, extra_headers=extra_headers)
     except PipelineError as error:
-        raise SmokeFailed(f"smoke test of {url}: {error}") from None
-
-
-class SmokeFailed(PipelineError):
-    """The new version answered wrongly: roll back."""
+        raise PipelineError(f"smoke test of {url}: {error}") from None
 
 
 class ContainerTarget:
@@ -160,7 +154,7 @@ class CloudRunTarget:
             try:
                 wait_ready(url, 120, extra_headers=headers)
             except PipelineError as error:
-                raise SmokeFailed(f"{url} with {canary}% on the new revision: {error}") from None
+                raise PipelineError(f"{url} with {canary}% on the new revision: {error}") from None
         self.gcloud("services", "update-traffic", name, "--to-latest", step="send all the traffic")
         return url
 
@@ -241,18 +235,12 @@ class KubernetesTarget:
         return f"{deployment} rolled back to its previous revision"
 
 
-class Target(Protocol):
-    def deploy(self, environment: str, image: str, version: str) -> str: ...
-
-    def rollback(self, environment: str) -> str: ...
-
-
-TARGET_CLASSES: dict[str, Callable[[DeliverySettings], Target]] = {
-    "container": ContainerTarget,
-    "cloud-run": CloudRunTarget,
-    "kubernetes": KubernetesTarget,
-}
+Target = ContainerTarget | CloudRunTarget | KubernetesTarget
 
 
 def target_for(settings: DeliverySettings) -> Target:
-    return TARGET_CLASSES[settings.target](settings)
+    if settings.target == "cloud-run":
+        return CloudRunTarget(settings)
+    if settings.target == "kubernetes":
+        return KubernetesTarget(settings)
+    return ContainerTarget(settings)
