@@ -194,7 +194,9 @@ def run(
             folder, chosen.pipeline, chosen.metadata, rows, extra_files=chosen.files
         )
     fast = written.get("fast_path", {})
-    how = "with the ONNX fast path" if fast.get("used") else f"no fast path ({fast.get('reason')})"
+    how = "with the ONNX fast path"
+    if not fast.get("used"):
+        how = f"without fast path ({fast.get('reason')})"
     name, version = chosen.metadata["name"], chosen.metadata["version"]
     print(f"export: {name} version {version} -> {folder}, {how}")
     return folder
