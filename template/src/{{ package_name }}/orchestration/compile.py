@@ -1,9 +1,5 @@
-"""Command `pipeline-compile`: write the training pipeline as kfp YAML (reports/pipeline.yaml).
-
-Offline and without credentials: CI compiles, keeps the file as an artifact,
-then `pipeline-submit` sends it. The image, the data and the deploy trigger
-are fixed at compile time (docs/orchestration.md says where each comes from);
-data_uri, deploy_url and deploy_ref stay pipeline parameters a run can change.
+"""Command `pipeline-compile`: write the pipeline as kfp YAML (reports/pipeline.yaml),
+offline. data_uri, deploy_url and deploy_ref stay parameters a run can change.
 """
 
 from __future__ import annotations

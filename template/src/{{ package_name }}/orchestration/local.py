@@ -1,12 +1,6 @@
-"""Command `pipeline-local`: run the kfp pipeline here, with kfp's local runner.
-
-The same pipeline `pipeline-compile` writes, run step by step in subprocesses
-of this environment (kfp.local.SubprocessRunner, no container, no cluster):
-each step calls the stage's `run(...)` on artifacts under data/pipeline-runs/,
-with data/raw/dataset.csv as the data, and records to the tracking store of
-params.yaml (or MLFLOW_TRACKING_URI), as `dvc repro` and the release commands
-do. The exit handler posts when PIPELINE_NOTIFY_URL and PIPELINE_DEPLOY_URL
-are set. kfp is asked to install nothing, so it runs offline and needs no pip.
+"""Command `pipeline-local`: run the kfp pipeline here with kfp's local runner: step by
+step in subprocesses of this environment (no container, no cluster, nothing installed),
+outputs under data/pipeline-runs/, recording to the project's tracking store.
 """
 
 from __future__ import annotations

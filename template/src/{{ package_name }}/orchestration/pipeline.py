@@ -5,28 +5,13 @@
                                   [-> profile] -> gate -> if passed: register -> promote
     exit handler: report (the verdict or the failure; the deploy trigger)
 
-`profile` is level 4's stage (the training split's reference profile, logged
-with the model's run for `drift`): the pipeline has it when the package has
-its monitoring sub-package, found at run time (steps.profiles_training_data),
-so the same file builds the pipeline of levels 3 and 4.
+Each step is a lightweight component whose body calls steps.py, which calls the
+stage's own `run(...)`. `profile` (level 4) is there when the package has its
+monitoring sub-package. The raw data enters through an importer: by default the DVC
+remote's copy at the version git records. Every step runs in one image
+(`orchestrator.image`) that has kfp (docs/orchestration.md).
 
-Each step is a lightweight kfp component whose body only calls steps.py, which
-calls the stage's own `run(...)`: dvc.yaml and this pipeline run the same code.
-Files pass between steps as kfp artifacts (a path for each step to read or
-write): on Vertex AI and Kubeflow they live under the pipeline root (a bucket),
-locally under data/pipeline-runs/. The raw data enters through an importer:
-by default the DVC remote's copy of data/raw/dataset.csv at the version git
-records (its md5), so a cluster reads exactly what `dvc repro` reads.
-
-Every step runs in one image (`orchestrator.image`): the project installed
-with its tracking, release and orchestration groups, the project folder as
-working directory (params.yaml, canvas.yaml, deploy.yaml), and `python3` on the
-PATH being the project's environment. kfp is not installed at run time
-(`install_kfp_package=False`): the image has it. kfp is imported inside the
-functions that use it, so listing the commands stays cheap.
-
-No `from __future__ import annotations` in this module: kfp reads the steps'
-annotations (Input[Dataset], ...) as objects when it builds the components.
+No `from __future__ import annotations`: kfp reads the steps' annotations as objects.
 """
 
 import configparser
@@ -137,7 +122,7 @@ def _components(image: str) -> dict[str, Any]:
         import importlib
 
         steps = importlib.import_module(f"{package}.orchestration.steps")
-        steps.read(run_context, raw.path, interim.path)
+        steps.run_stage(run_context, "pipeline.read", raw_path=raw.path, out_path=interim.path)
 
     def metadata(
         package: str,
@@ -149,13 +134,21 @@ def _components(image: str) -> dict[str, Any]:
         import importlib
 
         steps = importlib.import_module(f"{package}.orchestration.steps")
-        steps.metadata(run_context, raw.path, interim.path, report.path)
+        steps.run_stage(
+            run_context,
+            "pipeline.metadata",
+            data_path=interim.path,
+            raw_path=raw.path,
+            out_path=report.path,
+        )
 
     def validate(package: str, run_context: str, interim: Input[Dataset], report: Output[Artifact]):
         import importlib
 
         steps = importlib.import_module(f"{package}.orchestration.steps")
-        steps.validate(run_context, interim.path, report.path)
+        steps.run_stage(
+            run_context, "pipeline.validate", data_path=interim.path, out_path=report.path
+        )
 
     def preprocess(
         package: str,
@@ -168,13 +161,19 @@ def _components(image: str) -> dict[str, Any]:
         import importlib
 
         steps = importlib.import_module(f"{package}.orchestration.steps")
-        steps.preprocess(run_context, interim.path, train.path, test.path)
+        steps.run_stage(
+            run_context,
+            "pipeline.preprocess",
+            data_path=interim.path,
+            train_path=train.path,
+            test_path=test.path,
+        )
 
     def train(package: str, run_context: str, train: Input[Dataset], model: Output[Model]):
         import importlib
 
         steps = importlib.import_module(f"{package}.orchestration.steps")
-        steps.train(run_context, train.path, model.path)
+        steps.run_stage(run_context, "pipeline.train", train_path=train.path, model_path=model.path)
 
     def evaluate(
         package: str,
@@ -235,7 +234,9 @@ def _components(image: str) -> dict[str, Any]:
         import importlib
 
         steps = importlib.import_module(f"{package}.orchestration.steps")
-        return steps.register(run_context, model.path, report.path)
+        return steps.run_stage(
+            run_context, "release.register", model_path=model.path, report_path=report.path
+        )
 
     def promote(package: str, run_context: str, job: str, version: str) -> str:
         import importlib
@@ -267,19 +268,8 @@ def _components(image: str) -> dict[str, Any]:
             summary.path,
         )
 
-    functions: list[Callable[..., Any]] = [
-        read,
-        metadata,
-        validate,
-        preprocess,
-        train,
-        evaluate,
-        profile,
-        gate,
-        register,
-        promote,
-        report,
-    ]
+    functions: list[Callable[..., Any]] = [read, metadata, validate, preprocess, train]
+    functions += [evaluate, profile, gate, register, promote, report]
     return {function.__name__: component(function) for function in functions}
 
 

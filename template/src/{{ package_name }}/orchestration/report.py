@@ -1,30 +1,20 @@
 """The pipeline's exit handler: say how the run ended, and start the deploy after a promotion.
 
-It runs last, whether the steps succeeded or not. kfp lets an exit handler
-see only the run's final state, not the other steps' outputs, so the verdict
-is read where the steps left it, in the shared tracking store: the run of the
-model carries the tags `pipeline_job`, `gate_passed` and `gate_reason`, and a
-promotion by this run is the registry history's move "pipeline run <job>".
-
-Then it writes a summary (the step's Markdown output, and its log), and
-- posts it to the team's chat: PIPELINE_NOTIFY_URL, a Slack, Teams, Google Chat
-  or Mattermost incoming webhook (JSON `{"text": ...}`);
-- after a promotion, starts the deploy workflow at `orchestrator.deploy_url`
-  with the PIPELINE_DEPLOY_TOKEN: a GitHub `repository_dispatch` (event
-  `model-promoted`, URL ending in /dispatches), a GitLab pipeline trigger (URL
-  ending in /trigger/pipeline), or any URL (JSON, bearer token).
+It sees only the run's final state, so the verdict comes from the tracking store (the
+model's run tags `pipeline_job`, `gate_passed`, `gate_reason`; the registry history's
+move "pipeline run <job>"). The summary goes to PIPELINE_NOTIFY_URL (a chat webhook,
+JSON `{"text": ...}`); after a promotion, `orchestrator.deploy_url` gets a GitHub
+`repository_dispatch`, a GitLab pipeline trigger, or a JSON post (docs/orchestration.md).
 A post that fails makes this step fail, so the run shows it.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
+
+import httpx2
 
 from ..core import files
 from ..core.errors import PipelineError
@@ -109,46 +99,31 @@ def summary(pipeline: str, job: str, state: str, error: str, verdict: dict[str, 
     return "\n".join(lines) + "\n"
 
 
-def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+def post(url: str, **request: Any) -> int:
     """POST and return the HTTP status; an error status or no answer is a PipelineError."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    where = urllib.parse.urlsplit(url)._replace(query="", fragment="").geturl()
+    where = httpx2.URL(url).copy_with(query=None, fragment=None)  # a query may hold a token
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        error.close()
-        raise PipelineError(f"{where} answered {error.code} {error.reason}") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise PipelineError(f"cannot reach {where}: {reason}") from None
+        response = httpx2.post(url, timeout=TIMEOUT_SECONDS, **request)
+    except httpx2.HTTPError as error:
+        raise PipelineError(f"cannot reach {where}: {error}") from None
+    if response.is_error:
+        raise PipelineError(f"{where} answered {response.status_code} {response.reason_phrase}")
+    return response.status_code
 
 
-def notify(url: str, text: str) -> int:
-    body = json.dumps({"text": text}).encode("utf-8")
-    return post(url, body, {"Content-Type": "application/json"})
-
-
-def deploy_request(
-    url: str, ref: str, token: str | None, payload: dict[str, str]
-) -> tuple[bytes, dict[str, str]]:
-    """The body and headers that start the deploy workflow, by the kind of URL."""
-    path = urllib.parse.urlsplit(url).path.rstrip("/")
+def deploy_request(url: str, ref: str, token: str | None, payload: dict[str, str]) -> dict:
+    """What starts the deploy workflow (post's arguments), by the kind of URL."""
+    path = httpx2.URL(url).path.rstrip("/")
     if path.endswith("/trigger/pipeline"):  # GitLab: the trigger token is a form field
         fields = {"token": token or "", "ref": ref}
         fields.update({f"variables[{key.upper()}]": value for key, value in payload.items()})
-        body = urllib.parse.urlencode(fields).encode("utf-8")
-        return body, {"Content-Type": "application/x-www-form-urlencoded"}
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+        return {"data": fields}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     if path.endswith("/dispatches"):  # GitHub repository_dispatch
         headers["Accept"] = "application/vnd.github+json"
         headers["X-GitHub-Api-Version"] = "2022-11-28"
-        document: dict[str, Any] = {"event_type": DEPLOY_EVENT, "client_payload": payload}
-    else:
-        document = {"event": DEPLOY_EVENT, **payload}
-    return json.dumps(document).encode("utf-8"), headers
+        return {"headers": headers, "json": {"event_type": DEPLOY_EVENT, "client_payload": payload}}
+    return {"headers": headers, "json": {"event": DEPLOY_EVENT, **payload}}
 
 
 def run(
@@ -177,7 +152,7 @@ def run(
         notify_url = os.environ.get(NOTIFY_URL)
         if notify_url:
             try:
-                posted["notify"] = notify(notify_url, text)
+                posted["notify"] = post(notify_url, json={"text": text})
             except PipelineError as failure:
                 problems.append(f"notify: {failure}")
         else:
@@ -190,11 +165,10 @@ def run(
                     "run_id": str(verdict["run_id"]),
                     "pipeline_job": job,
                 }
-                body, headers = deploy_request(
-                    deploy_url, deploy_ref, os.environ.get(DEPLOY_TOKEN), payload
-                )
+                token = os.environ.get(DEPLOY_TOKEN)
                 try:
-                    posted["deploy"] = post(deploy_url, body, headers)
+                    request = deploy_request(deploy_url, deploy_ref, token, payload)
+                    posted["deploy"] = post(deploy_url, **request)
                     print(f"report: deploy workflow started ({posted['deploy']})")
                 except PipelineError as failure:
                     problems.append(f"deploy trigger: {failure}")

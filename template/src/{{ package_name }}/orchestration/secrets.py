@@ -1,25 +1,16 @@
-"""The secrets a pipeline step needs, as environment variables, whatever runs it.
-
-Secrets never go into the compiled pipeline (anyone who can see a run can
-read its parameters). A step finds each name of `orchestrator.secrets` in its
-environment:
-- run here (`pipeline-local`): the environment of the command;
-- Kubeflow: `pipeline-compile` maps the keys of a Kubernetes secret
-  (`orchestrator.kubeflow.secret`) to environment variables of every step;
-- Vertex AI: the step reads the missing ones from Secret Manager in the
-  project, as the secret named like the variable in lower case with dashes
-  (MLFLOW_TRACKING_URI -> mlflow-tracking-uri), with the identity the steps
-  run as (the metadata server's token): plain HTTPS, no client library.
-A secret that does not exist is skipped: every one of them is optional.
+"""The secrets a pipeline step needs, as environment variables (never in the compiled
+pipeline, whose parameters anyone who sees a run can read). Run here: the command's
+environment; Kubeflow: a Kubernetes secret mapped to every step; Vertex AI: read here
+from Secret Manager (MLFLOW_TRACKING_URI -> secret mlflow-tracking-uri) with the
+steps' identity. A secret that does not exist is skipped: every one is optional.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
-import urllib.error
-import urllib.request
+
+import httpx2
 
 METADATA_URL = "http://metadata.google.internal/computeMetadata/v1"
 SECRET_MANAGER_URL = "https://secretmanager.googleapis.com/v1"
@@ -32,9 +23,8 @@ def secret_id(name: str) -> str:
 
 
 def _get_json(url: str, headers: dict[str, str]) -> dict:
-    request = urllib.request.Request(url, headers=headers)
-    with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-        return json.loads(response.read().decode("utf-8"))
+    response = httpx2.get(url, headers=headers, timeout=TIMEOUT_SECONDS)
+    return response.raise_for_status().json()
 
 
 def metadata_url() -> str:
@@ -58,11 +48,10 @@ def from_secret_manager(project: str, names: list[str]) -> dict[str, str]:
         url = f"{SECRET_MANAGER_URL}/{secret}:access"
         try:
             payload = _get_json(url, headers)["payload"]["data"]
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
-                continue
-            # No permission is worth saying: the step will miss what it needs.
-            print(f"secrets: cannot read {secret_id(name)} ({error.code} {error.reason})")
+        except httpx2.HTTPStatusError as error:
+            answer = error.response
+            if answer.status_code != 404:  # no permission: the step will miss it
+                print(f"secrets: cannot read {secret_id(name)} ({answer.status_code})")
             continue
         found[name] = base64.b64decode(payload).decode("utf-8").strip()
     return found

@@ -1,9 +1,7 @@
 """deploy.yaml's `orchestrator:` section: where the pipeline runs and what it reports to.
 
-Every value comes, first found: a command-line option, an environment variable
-(a CI variable), deploy.yaml, the default of the fields below. The table of docs/orchestration.md
-lists them all. Secrets never go through this file or the compiled pipeline:
-the steps read them from their environment (see secrets.py).
+First found: a command-line option, an environment variable, deploy.yaml, the default
+(docs/orchestration.md lists them). Secrets never go through it (see secrets.py).
 """
 
 from __future__ import annotations

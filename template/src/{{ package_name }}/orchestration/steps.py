@@ -1,15 +1,7 @@
-"""What each step of the kfp pipeline does: call the stage's own `run(...)`.
-
-A pipeline step receives its inputs and outputs as file paths (kfp artifacts)
-and calls the same function `dvc repro` calls, with those paths instead of the
-project's (pipeline/*.py, release/*.py): no logic here but the mapping. The
-settings files (params.yaml, canvas.yaml, deploy.yaml) come from the working
-directory: the project in a local run, the image's working directory on a
-cluster (the image is built from the commit the pipeline was compiled at).
-
-Every step first calls `enter`: the run's context (the commit, where secrets
-come from) goes into the environment. A PipelineError ends the step with the
-same one-line message as the command line, and exit code 1.
+"""What each step of the kfp pipeline does: call the stage's own `run(...)`, with the
+paths kfp gives instead of the project's. Settings files come from the working
+directory (the image's, built from the compiled commit). Every step first loads its
+secrets (`enter`); a PipelineError ends it in one line with exit code 1.
 """
 
 from __future__ import annotations
@@ -66,40 +58,10 @@ def step(run_context: str, work: Callable[[dict[str, Any]], Any]) -> Any:
         return work(enter(run_context))
 
 
-def read(run_context: str, raw: str, interim: str) -> None:
-    from ..pipeline import read as stage
-
-    step(run_context, lambda _: stage.run(raw_path=Path(raw), out_path=Path(interim)))
-
-
-def metadata(run_context: str, raw: str, interim: str, report: str) -> None:
-    from ..pipeline import metadata as stage
-
-    step(
-        run_context,
-        lambda _: stage.run(data_path=Path(interim), raw_path=Path(raw), out_path=Path(report)),
-    )
-
-
-def validate(run_context: str, interim: str, report: str) -> None:
-    from ..pipeline import validate as stage
-
-    step(run_context, lambda _: stage.run(data_path=Path(interim), out_path=Path(report)))
-
-
-def preprocess(run_context: str, interim: str, train: str, test: str) -> None:
-    from ..pipeline import preprocess as stage
-
-    step(
-        run_context,
-        lambda _: stage.run(data_path=Path(interim), train_path=Path(train), test_path=Path(test)),
-    )
-
-
-def train(run_context: str, train_data: str, model: str) -> None:
-    from ..pipeline import train as stage
-
-    step(run_context, lambda _: stage.run(train_path=Path(train_data), model_path=Path(model)))
+def run_stage(run_context: str, module: str, **paths: str) -> Any:
+    """A stage's `run(**paths)`; `module` is relative to the package: "pipeline.read"."""
+    command: Any = importlib.import_module(f"{PACKAGE}.{module}")
+    return step(run_context, lambda _: command.run(**{k: Path(v) for k, v in paths.items()}))
 
 
 def model_run(model: str) -> tuple[Any, str] | None:
@@ -127,8 +89,8 @@ def tag_model_run(model: str, tags: dict[str, str]) -> str | None:
 
 
 def log_with_model_run(model: str, source: Path, folder: str, name: str) -> str | None:
-    """Log a file as `<folder>/<name>` with the tracked run of a model file (replacing any
-    file of that name); None when tracking is off."""
+    """Log a file as `<folder>/<name>` with the tracked run of a model file; None when
+    tracking is off."""
     found = model_run(model)
     if found is None:
         return None
@@ -186,12 +148,8 @@ def profiles_training_data() -> bool:
 
 
 def profile(run_context: str, train_data: str, raw: str, model: str, reference: str) -> None:
-    """Level 4's `profile` stage on the training split, its profile logged with the model's
-    run as `dvc repro` logs it (`evaluate --with-model`): `export` copies it, drift's reference.
-
-    The pipeline runs it after `evaluate`, which records the run: a profile file
-    the working directory may hold (the project's, in a local run) is replaced.
-    """
+    """Level 4's `profile` stage on the training split, logged with the model's run (as
+    `evaluate --with-model` does; replacing any such file): `export` copies it for drift."""
     stage: Any = importlib.import_module(f"{MONITORING}.profile")
 
     def work(_: dict[str, Any]) -> None:
@@ -230,21 +188,15 @@ def gate(run_context: str, job: str, model: str, interim: str, report: str, summ
     return step(run_context, work)
 
 
-def register(run_context: str, model: str, report: str) -> str:
-    from ..release import register as stage
-
-    return step(run_context, lambda _: stage.run(model_path=Path(model), report_path=Path(report)))
-
-
 def promotion_reason(job: str) -> str:
     """How the registry history names a promotion by this pipeline run (report.py finds it)."""
     return f"pipeline run {job}"
 
 
 def promote(run_context: str, job: str, version: str) -> str:
-    from ..release import promote as stage
+    from ..release import promote
 
-    return step(run_context, lambda _: stage.run(version=version, reason=promotion_reason(job)))
+    return step(run_context, lambda _: promote.run(version=version, reason=promotion_reason(job)))
 
 
 def commit_from_environment() -> str:

@@ -1,12 +1,6 @@
-"""Command `pipeline-submit`: start a run of the compiled pipeline, without waiting for it.
-
-- vertex: an `aiplatform.PipelineJob` in `orchestrator.vertex.project` and
-  `region`, writing under `pipeline_root` (gs://...), run as
-  `service_account`; the credentials are the environment's (Workload
-  Identity Federation in CI, `gcloud auth application-default login` by hand).
-- kubeflow: `kfp.Client(host=orchestrator.kubeflow.host)` creates a run in the
-  experiment; KFP_TOKEN, when set, is sent as the bearer token.
-The run reports itself when it ends (report.py), so CI does not wait for it.
+"""Command `pipeline-submit`: start a run of the compiled pipeline, without waiting
+(report.py reports its end): a Vertex AI PipelineJob with the environment's Google
+credentials, or a run on a Kubeflow Pipelines host (KFP_TOKEN: the bearer token).
 `--dry-run` builds the same request without credentials or network and prints it.
 """
 
@@ -90,9 +84,10 @@ def check_remote_data(document: dict[str, Any], scheme: str | None) -> None:
             )
 
 
-def vertex_job(
+def submit_vertex(
     settings: OrchestratorSettings, path: Path, document: dict[str, Any], dry_run: bool
-) -> Any:
+) -> dict[str, Any]:
+    check_remote_data(document, "gs")
     try:
         from google.cloud import aiplatform
     except ImportError:
@@ -110,7 +105,7 @@ def vertex_job(
         from google.auth.credentials import AnonymousCredentials
 
         credentials = AnonymousCredentials()
-    return aiplatform.PipelineJob(
+    job = aiplatform.PipelineJob(
         display_name=run_name(document),
         template_path=str(path),
         pipeline_root=root,
@@ -120,13 +115,6 @@ def vertex_job(
         labels=labels(document),
         credentials=credentials,
     )
-
-
-def submit_vertex(
-    settings: OrchestratorSettings, path: Path, document: dict[str, Any], dry_run: bool
-) -> dict[str, Any]:
-    check_remote_data(document, "gs")
-    job = vertex_job(settings, path, document, dry_run)
     pending = job._gca_resource  # the PipelineJob that submit() sends
     request = {
         "target": "vertex",

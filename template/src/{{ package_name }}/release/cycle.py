@@ -1,11 +1,8 @@
 """Command `release`: what the train workflow does after training.
 
-Gate the model the pipeline just trained; if it passes, register it as the
-challenger; with `--promote`, make it the champion. A refusal by the gate is
-a normal outcome, not a failure: it is reported (reports/gate.md, the job
-summary) and the command exits 0. Without a shared registry (CI with a local
-SQLite store), nothing is registered or promoted, and it says so. Writes
-`promoted=true|false` and `version` to $GITHUB_OUTPUT for the deploy step.
+Gate the model; if it passes and the registry is shared, register it (and with
+`--promote`, promote it). A refusal is a normal outcome: reported, exit 0.
+Writes `promoted=true|false` and `version` as outputs for the deploy step.
 """
 
 from __future__ import annotations
@@ -20,22 +17,21 @@ from .image import write_output
 
 
 def run(promote_it: bool = False, params_path: Path = paths.PARAMS) -> dict:
-    passed, version, promoted = False, None, False
+    passed, version = False, None
     try:
         gate.run(params_path=params_path)
+        passed = True
     except PipelineError as error:
         if not str(error).startswith("gate refused the model"):
             raise
         print(f"release: {error}: nothing registered (a normal outcome)")
-    else:
-        passed = True
-        if not gate.shared_registry():
-            print("release: no shared registry (MLFLOW_TRACKING_URI): nothing registered")
-        else:
-            version = register.run(params_path=params_path)
-            if promote_it:
-                promote.run(version=version, reason="passed the gate in CI")
-                promoted = True
+    if passed and not gate.shared_registry():
+        print("release: no shared registry (MLFLOW_TRACKING_URI): nothing registered")
+    elif passed:
+        version = register.run(params_path=params_path)
+        if promote_it:
+            promote.run(version=version, reason="passed the gate in CI")
+    promoted = version is not None and promote_it
     write_output("promoted", str(promoted).lower())
     write_output("version", version or "")
     return {"passed": passed, "version": version, "promoted": promoted}

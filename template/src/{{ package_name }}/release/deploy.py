@@ -1,12 +1,7 @@
-"""Command `deploy`: put an image in an environment, smoke-test it, roll back on failure.
-
-The target (deploy.yaml's `delivery.target`: container, cloud-run or
-kubernetes, targets.py) decides how. Whatever the target, the new version is
-checked with the project's `smoke` checks against what was actually deployed,
-takes the traffic only when they pass, and the previous version is put back
-when anything fails. The outcome is written to reports/deploy-<environment>.json
-and the job summary, and, with a shared registry, to the model version's tag
-`live.<environment>`: what is live is recorded where the models are.
+"""Command `deploy`: put an image in an environment with deploy.yaml's target
+(targets.py), smoke-test it, roll back on failure. The outcome goes to
+reports/deploy-<environment>.json, the job summary and, with a shared registry,
+the model version's tag `live.<environment>`.
 """
 
 from __future__ import annotations
@@ -21,8 +16,9 @@ from ..core import files, paths
 from ..core.errors import PipelineError
 from ..serving.model_folder import open_model_folder
 from ..serving.settings import load_serving_settings
-from .registry import who
-from .settings import load_delivery_settings, load_registry_settings
+from . import registry
+from .gate import job_summary
+from .settings import load_delivery_settings
 from .targets import target_for
 
 ENVIRONMENTS = ("staging", "production")
@@ -30,20 +26,15 @@ ENVIRONMENTS = ("staging", "production")
 
 def record(environment: str, entry: dict, params_path: Path) -> None:
     files.write_json(Path(f"reports/deploy-{environment}.json"), entry)
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        line = f"**{environment}**: {entry['outcome']} (model {entry['version']}, {entry['image']})"
-        with Path(summary).open("a", encoding="utf-8") as stream:
-            stream.write(line + "\n\n")
-    if entry["outcome"] != "live" or not os.environ.get("MLFLOW_TRACKING_URI"):
-        return  # no shared registry to record it in (the report file says it all)
-    from . import registry
-
-    client, _ = registry.open_registry(params_path)
-    name = load_registry_settings().model_name
-    if not entry["version"].isdigit():
-        return  # a candidate, not a registered version
-    client.set_model_version_tag(name, entry["version"], f"live.{environment}", json.dumps(entry))
+    job_summary(
+        f"**{environment}**: {entry['outcome']} (model {entry['version']}, {entry['image']})\n"
+    )
+    # Recorded in a shared registry only, for a registered version (not a candidate).
+    shared = os.environ.get("MLFLOW_TRACKING_URI")
+    if entry["outcome"] == "live" and shared and entry["version"].isdigit():
+        client, name = registry.open_model(params_path)
+        tag = f"live.{environment}"
+        client.set_model_version_tag(name, entry["version"], tag, json.dumps(entry))
 
 
 def run(
@@ -60,7 +51,7 @@ def run(
         "target": settings.target,
         "image": image,
         "version": version,
-        "who": who(),
+        "who": registry.who(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     print(f"deploy: model {version} ({image}) to {environment} on {settings.target}")

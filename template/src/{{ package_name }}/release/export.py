@@ -1,20 +1,10 @@
 """Command `export`: write the model folder the serving API loads and the image holds.
 
-By default the champion (or `--version N`) comes from the registry, with its
-metadata: name, version, run id, git commit, data version, features, training
-time, the data contract it was trained under (its run's canvas.yaml), and the
-versions of the libraries it needs, and the files logged with its run to
-travel with the model (every artifact folder but `model/` and `settings/`).
-`--candidate` exports the model the pipeline just trained instead,
-unregistered (the CI checks serve it), with the files of its tracked run
-when tracking found one. The folder is
-checked before it replaces the previous one (serving/model_folder.py): the
-fast path gives the pipeline's predictions, or is left out.
-
-The check scores the test split when the data is here. A fresh CI runner
-(the deploy and monitor jobs) has the code and the registry, not the data:
-it checks on rows drawn at random within the model's data contract instead,
-so exporting needs no access to the data.
+The champion (or `--version N`) with its run's metadata, data contract and logged
+files (every artifact folder but `model/` and `settings/`); or, with `--candidate`,
+the model just trained, unregistered. The folder is checked before it replaces the
+previous one, on the test split, or on a fresh runner without the data, on rows
+drawn within the data contract.
 """
 
 from __future__ import annotations
@@ -31,7 +21,7 @@ from ..core.errors import PipelineError
 from ..core.params import Params, load_params
 from ..serving.model_folder import describe_model, write_model_folder
 from ..serving.settings import load_serving_settings
-from .gate import test_rows
+from .gate import recorded_features, test_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,8 +30,6 @@ CONTRACT_ROWS = 200
 
 
 class Chosen(NamedTuple):
-    """The model to export, what describes it, its data contract and the files it carries."""
-
     pipeline: Any
     metadata: dict[str, Any]
     canvas: Canvas
@@ -103,10 +91,9 @@ def candidate_files(params: Params, model_path: Path, folder: Path) -> tuple[Pat
 def registry_model(version: str | None, params_path: Path, downloads: Path) -> Chosen:
     """A registered version (the champion by default), its logged files put in `downloads`."""
     from . import registry
-    from .settings import load_registry_settings
 
-    client, params = registry.open_registry(params_path)
-    name = load_registry_settings().model_name
+    client, name = registry.open_model(params_path)
+    params = load_params(params_path)
     if version is None:
         chosen = registry.version_with_alias(client, name, registry.CHAMPION)
         if chosen is None:
@@ -129,10 +116,8 @@ def registry_model(version: str | None, params_path: Path, downloads: Path) -> C
         trained_at=trained_at.isoformat(timespec="seconds"),
     )
     recorded = run.data.params
-    metadata["features"] = {
-        "numeric": [c for c in recorded.get("features.numeric", "").split(",") if c],
-        "categorical": [c for c in recorded.get("features.categorical", "").split(",") if c],
-    }
+    numeric, categorical = recorded_features(recorded)
+    metadata["features"] = {"numeric": numeric, "categorical": categorical}
     metadata["target"] = recorded.get("features.target", params.features.target)
     metadata["registry"] = {"name": name, "aliases": sorted(chosen.aliases)}
     pipeline = registry.load_version_model(name, str(chosen.version))
@@ -208,14 +193,12 @@ def run(
         written = write_model_folder(
             folder, chosen.pipeline, chosen.metadata, rows, extra_files=chosen.files
         )
-    metadata = chosen.metadata
     fast = written.get("fast_path", {})
-    how = (
-        "with the ONNX fast path"
-        if fast.get("used")
-        else f"without fast path ({fast.get('reason')})"
-    )
-    print(f"export: {metadata['name']} version {metadata['version']} -> {folder}, {how}")
+    how = "with the ONNX fast path"
+    if not fast.get("used"):
+        how = f"without fast path ({fast.get('reason')})"
+    name, version = chosen.metadata["name"], chosen.metadata["version"]
+    print(f"export: {name} version {version} -> {folder}, {how}")
     return folder
 
 

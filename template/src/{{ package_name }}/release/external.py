@@ -1,9 +1,5 @@
-"""Run the cloud's own command-line tools (docker, gcloud, kubectl, bq) and explain failures.
-
-Delivery talks to the outside world only through these tools, so a failure
-names the tool, the step and what the tool said: the last lines of its error
-output (and of its standard output, where some tools, such as bq, print their
-errors), not only the last one, which is often a hint and not the cause.
+"""Run the cloud's command-line tools (docker, gcloud, kubectl, bq); a failure names
+the tool, the step and the last lines the tool wrote (its cause, not only a hint).
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """Command `gate`: may the model the pipeline just trained replace the champion?
 
-It passes only when
-1. every measurable canvas target holds on the test split: the success metric
-   and its threshold, and the latency budget, measured on the model itself
-   (p95 of single-row predictions, in this process);
-2. it beats the current champion by at least `gate.margin` (deploy.yaml), both
-   models scored on the same test rows: the champion is re-scored here, never
-   compared through numbers computed on other data. With no champion yet (or
-   no registry), it says so and judges on the canvas alone;
-3. optionally, no slice (each category of `gate.slice_column`) is worse than
-   the champion's by more than `gate.max_slice_drop`.
-
-It writes reports/gate.json (the verdict, each check with its numbers) and
-reports/gate.md (the same as a table, also appended to the GitHub job
-summary). A refusal exits 1 with a one-line reason; `register` only takes a
-model whose verdict passed.
+It must meet the canvas (success metric, p95 latency of single-row predictions),
+beat the champion by `gate.margin` with both scored on the same test rows, and,
+with `gate.slice_column`, lose no slice by more than `gate.max_slice_drop`.
+The verdict: reports/gate.json, and reports/gate.md (also the job summary).
 """
 
 from __future__ import annotations
@@ -34,7 +23,7 @@ from .settings import (
     GATE_REPORT,
     GATE_SUMMARY,
     GateSettings,
-    load_gate_settings,
+    load_deploy_settings,
     load_registry_settings,
 )
 
@@ -86,38 +75,35 @@ def latency_p95_ms(model: Any, rows: pd.DataFrame, columns: list[str], count: in
     return float(np.percentile(timings, 95))
 
 
-def beats(goal: SuccessMetric, candidate: float, champion: float, margin: float) -> bool:
-    if goal.higher_is_better:
-        return candidate >= champion + margin
-    return candidate <= champion - margin
+def shifted(goal: SuccessMetric, value: float, by: float) -> float:
+    """`value` moved by `by` in the better direction (a negative `by`: the worse one)."""
+    return value + by if goal.higher_is_better else value - by
+
+
+def wanted(goal: SuccessMetric, bound: float) -> str:
+    return f"{'>=' if goal.higher_is_better else '<='} {bound:.4f}"
+
+
+def reaches(goal: SuccessMetric, value: float, bound: float) -> bool:
+    return value >= bound if goal.higher_is_better else value <= bound
 
 
 def canvas_checks(
     canvas: Canvas, metrics: dict[str, float], p95_ms: float, rows: int
 ) -> list[Check]:
-    goal = canvas.success_metric
+    goal, budget = canvas.success_metric, canvas.latency_budget_ms
     value = metrics[goal.name]
-    direction = ">=" if goal.higher_is_better else "<="
-    checks = [
-        Check(
-            "canvas metric",
-            goal.is_met(value),
-            value,
-            f"{goal.name} {direction} {goal.threshold}",
-            f"{goal.name} = {value:.4f} on {rows} test rows",
-        )
-    ]
-    budget = canvas.latency_budget_ms
-    checks.append(
-        Check(
-            "latency",
-            None if budget is None else p95_ms <= budget,
-            round(p95_ms, 3),
-            "no budget in canvas.yaml" if budget is None else f"p95 <= {budget:g} ms",
-            f"p95 of single-row predictions = {p95_ms:.2f} ms",
-        )
+    sign = ">=" if goal.higher_is_better else "<="
+    detail = f"{goal.name} = {value:.4f} on {rows} test rows"
+    metric = Check(
+        "canvas metric", goal.is_met(value), value, f"{goal.name} {sign} {goal.threshold}", detail
     )
-    return checks
+    if budget is None:
+        judged, wanted_latency = None, "no budget in canvas.yaml"
+    else:
+        judged, wanted_latency = p95_ms <= budget, f"p95 <= {budget:g} ms"
+    detail = f"p95 of single-row predictions = {p95_ms:.2f} ms"
+    return [metric, Check("latency", judged, round(p95_ms, 3), wanted_latency, detail)]
 
 
 def champion_check(
@@ -126,12 +112,12 @@ def champion_check(
     if champion is None:
         return Check("beats the champion", None, None, f"by {margin:g}", note)
     value = champion["metrics"][goal.name]
-    needed = value + margin if goal.higher_is_better else value - margin
+    needed = shifted(goal, value, margin)
     return Check(
         "beats the champion",
-        beats(goal, candidate, value, margin),
+        reaches(goal, candidate, needed),
         value,
-        f"{'>=' if goal.higher_is_better else '<='} {needed:.4f} (margin {margin:g})",
+        f"{wanted(goal, needed)} (margin {margin:g})",
         f"{goal.name} {candidate:.4f} vs champion v{champion['version']}'s {value:.4f}, "
         "re-scored on the same rows",
     )
@@ -163,12 +149,10 @@ def slice_checks(
             continue
         mine = score(candidate, part, *features_of(params))[goal.name]
         theirs = score(champion["model"], part, *champion["features"])[goal.name]
-        drop = settings.max_slice_drop
-        bound = theirs - drop if goal.higher_is_better else theirs + drop
-        passed = mine >= bound if goal.higher_is_better else mine <= bound
-        wanted = f"{'>=' if goal.higher_is_better else '<='} {bound:.4f}"
+        bound = shifted(goal, theirs, -settings.max_slice_drop)
+        detail = f"champion {theirs:.4f}, {len(part)} rows"
         checks.append(
-            Check(name, passed, round(mine, 6), wanted, f"champion {theirs:.4f}, {len(part)} rows")
+            Check(name, reaches(goal, mine, bound), round(mine, 6), wanted(goal, bound), detail)
         )
     return checks
 
@@ -177,9 +161,17 @@ def features_of(params: Params) -> tuple[list[str], list[str], str]:
     return params.features.numeric, params.features.categorical, params.features.target
 
 
+def recorded_features(recorded: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The numeric and categorical features a run's params recorded."""
+    numeric, categorical = (
+        [c for c in recorded.get(f"features.{kind}", "").split(",") if c]
+        for kind in ("numeric", "categorical")
+    )
+    return numeric, categorical
+
+
 def shared_registry() -> bool:
-    """On a developer's machine the local store is the registry; a CI runner starts
-    empty, so there only a store the team named (MLFLOW_TRACKING_URI) is one."""
+    """In CI (a runner starts empty) only a store the team named is a registry."""
     return not os.environ.get("CI") or bool(os.environ.get("MLFLOW_TRACKING_URI"))
 
 
@@ -199,9 +191,8 @@ def find_champion(params_path: Path, rows: pd.DataFrame) -> tuple[dict | None, s
     version = registry.version_with_alias(client, name, registry.CHAMPION)
     if version is None:
         return None, f"no champion yet for model {name!r}: judged on the canvas alone"
-    run = client.get_run(version.run_id)
-    numeric = [c for c in run.data.params.get("features.numeric", "").split(",") if c]
-    categorical = [c for c in run.data.params.get("features.categorical", "").split(",") if c]
+    recorded = client.get_run(version.run_id).data.params
+    numeric, categorical = recorded_features(recorded)
     missing = [c for c in [*numeric, *categorical] if c not in rows.columns]
     if missing:
         raise PipelineError(
@@ -209,10 +200,17 @@ def find_champion(params_path: Path, rows: pd.DataFrame) -> tuple[dict | None, s
             "data: it cannot be re-scored on the same rows; roll the data back or retire it"
         )
     model = registry.load_version_model(name, version.version)
-    features = (numeric, categorical, run.data.params.get("features.target", ""))
+    features = (numeric, categorical, recorded.get("features.target", ""))
     metrics = score(model, rows, *features)
     champion = {"version": str(version.version), "metrics": metrics}
     return {**champion, "model": model, "features": features}, ""
+
+
+def job_summary(text: str) -> None:
+    """Append to the GitHub job's summary page, when there is one."""
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with Path(os.environ["GITHUB_STEP_SUMMARY"]).open("a", encoding="utf-8") as stream:
+            stream.write(text + "\n")
 
 
 def markdown(verdict: dict[str, Any]) -> str:
@@ -249,7 +247,7 @@ def run(
 
     params = load_params(params_path)
     canvas = load_canvas(canvas_path)
-    settings = load_gate_settings(settings_path)
+    settings = load_deploy_settings(settings_path).gate
     files.require_file(model_path, "run the pipeline first (`uv run poe pipeline`)")
     candidate = joblib.load(model_path)
     rows = test_rows(interim_path, params)
@@ -275,9 +273,7 @@ def run(
     files.write_json(report_path, verdict)
     summary = markdown(verdict)
     files.write_text(summary_path, summary)
-    if os.environ.get("GITHUB_STEP_SUMMARY"):
-        with Path(os.environ["GITHUB_STEP_SUMMARY"]).open("a", encoding="utf-8") as stream:
-            stream.write(summary + "\n")
+    job_summary(summary)
     print(summary)
     if not passed:
         raise PipelineError(f"gate refused the model: {verdict['reason']} ({report_path})")

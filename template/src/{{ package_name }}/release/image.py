@@ -1,11 +1,6 @@
-"""Command `image`: build the API's container image from the exported model folder.
-
-Tags: the git commit and the model version (`:<commit>`, `:model-<version>`);
-OCI labels carry both. `--push` pushes every tag. The registry is the CI
-provider's (GitHub: ghcr.io/<owner>, GitLab: $CI_REGISTRY_IMAGE's registry,
-Cloud Run and GKE: Artifact Registry); the image's name is deploy.yaml's
-`delivery.image`. Prints the commit tag's reference, and writes it as the output `image`
-($GITHUB_OUTPUT, or GitLab's dotenv report `release.env` as IMAGE).
+"""Command `image`: build the API's image from the exported model folder, tagged
+`:<commit>` and `:model-<version>` (`--push`: push them), in the CI provider's
+registry or Artifact Registry. Writes the commit tag's reference as output `image`.
 """
 
 from __future__ import annotations

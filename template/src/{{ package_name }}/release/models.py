@@ -1,8 +1,5 @@
-"""Command `models`: the registered versions, their aliases and where they come from.
-
-Through MLflow's public API, like `runs`: versions with their aliases, canvas
-metric, data version and commit (from each version's run), then the history
-of alias moves (who, when, why), the registered-model tags registry.py writes.
+"""Command `models`: the registered versions (aliases, canvas metric, data version and
+commit from each version's run), then the history of alias moves (who, when, why).
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ from ..core.canvas import load_canvas
 from ..core.params import load_params
 from ..tracking import record
 from . import registry
-from .settings import load_registry_settings
 
 
 def table(rows: list[list[str]]) -> str:
@@ -27,37 +23,35 @@ def table(rows: list[list[str]]) -> str:
     )
 
 
-def describe(client: Any, version: Any, aliases: list[str], metric: str) -> dict[str, Any]:
+def row(client: Any, version: Any, aliases: list[str], metric: str) -> list[str]:
     """A version with what its run recorded (nothing when the run is gone)."""
     from mlflow.exceptions import MlflowException
 
     try:
         data = client.get_run(version.run_id).data
-        values, params, tags = data.metrics, data.params, data.tags
+        value, params, tags = data.metrics.get(metric), data.params, data.tags
     except MlflowException:
-        values, params, tags = {}, {}, {}
-    return {
-        "version": str(version.version),
-        "aliases": ",".join(sorted(aliases)),
-        "metric": values.get(metric),
-        "data_md5": params.get("data_md5"),
-        "git_commit": tags.get("git_commit"),
-        "registered_utc": time.strftime(
-            "%Y-%m-%d %H:%M:%S", time.gmtime(version.creation_timestamp / 1000)
-        ),
-        "run_id": version.run_id,
-    }
+        value, params, tags = None, {}, {}
+    registered = time.gmtime(version.creation_timestamp / 1000)
+    return [
+        str(version.version),
+        ",".join(sorted(aliases)) or "-",
+        "-" if value is None else f"{value:.4f}",
+        params.get("data_md5", "-")[:8],
+        tags.get("git_commit", "-")[:8],
+        time.strftime("%Y-%m-%d %H:%M:%S", registered),
+        version.run_id,
+    ]
 
 
-def run(params_path: Path = paths.PARAMS, canvas_path: Path = paths.CANVAS) -> list[dict]:
-    params = load_params(params_path)
+def run(params_path: Path = paths.PARAMS, canvas_path: Path = paths.CANVAS) -> list[list[str]]:
+    uri = load_params(params_path).tracking.effective_uri
     metric = load_canvas(canvas_path).success_metric.name
-    name = load_registry_settings().model_name
-    missing = record.missing_store(params.tracking.effective_uri)
+    missing = record.missing_store(uri)
     if missing:
         print(f"No registry yet: {missing} does not exist.")
         return []
-    client, _ = registry.open_registry(params_path)
+    client, name = registry.open_model(params_path)
     found = client.search_model_versions(f"name = '{name}'")
     if not found:
         print(f"No version of model {name!r} yet: `uv run poe register` after a passed gate.")
@@ -67,25 +61,12 @@ def run(params_path: Path = paths.PARAMS, canvas_path: Path = paths.CANVAS) -> l
     for alias, number in client.get_registered_model(name).aliases.items():
         aliases.setdefault(str(number), []).append(alias)
     versions = [
-        describe(client, version, aliases.get(str(version.version), []), metric)
+        row(client, version, aliases.get(str(version.version), []), metric)
         for version in sorted(found, key=lambda version: int(version.version), reverse=True)
     ]
-    rows = [["version", "aliases", metric, "data", "commit", "registered (UTC)", "run"]]
-    for version in versions:
-        value = version["metric"]
-        rows.append(
-            [
-                version["version"],
-                version["aliases"] or "-",
-                "-" if value is None else f"{value:.4f}",
-                (version["data_md5"] or "-")[:8],
-                (version["git_commit"] or "-")[:8],
-                version["registered_utc"],
-                version["run_id"],
-            ]
-        )
-    print(f"Versions of model {name!r}, newest first, from {params.tracking.effective_uri}:")
-    print(table(rows))
+    print(f"Versions of model {name!r}, newest first, from {uri}:")
+    header = ["version", "aliases", metric, "data", "commit", "registered (UTC)", "run"]
+    print(table([header, *versions]))
     moves = registry.history(client, name)
     if moves:
         print("\nAlias moves, oldest first:")

@@ -1,7 +1,6 @@
 """Command `promote`: make a version (default: the challenger) the champion.
 
-Only a version that passed the gate (its `gate` tag, set by `register`) can be
-promoted. The move is appended to the model's history: who, when, why.
+Only a version that passed the gate (its `gate` tag, set by `register`) can be promoted.
 """
 
 from __future__ import annotations
@@ -12,16 +11,12 @@ from pathlib import Path
 from ..core import paths
 from ..core.errors import PipelineError
 from . import registry
-from .settings import load_registry_settings
 
 
 def run(
-    version: str | None = None,
-    reason: str = "promoted",
-    params_path: Path = paths.PARAMS,
+    version: str | None = None, reason: str = "promoted", params_path: Path = paths.PARAMS
 ) -> str:
-    client, _ = registry.open_registry(params_path)
-    name = load_registry_settings().model_name
+    client, name = registry.open_model(params_path)
     if version is None:
         challenger = registry.version_with_alias(client, name, registry.CHALLENGER)
         if challenger is None:
@@ -30,8 +25,7 @@ def run(
                 "(`uv run poe register`), or pass --version"
             )
         version = str(challenger.version)
-    details = registry.model_version(client, name, version)
-    gate = details.tags.get("gate")
+    gate = registry.model_version(client, name, version).tags.get("gate")
     if gate is None:
         raise PipelineError(f"version {version} of {name!r} never passed the gate: not promoted")
     move = registry.move_alias(client, name, registry.CHAMPION, "promote", version, reason, gate)

@@ -1,10 +1,5 @@
-"""Command `register`: make the model the gate just passed a registry version.
-
-The model must be the one reports/gate.json judged (same md5), and the verdict
-must be a pass. The model is logged with MLflow's scikit-learn flavour (skops
-format, no pickle) into the run that `evaluate` recorded for it, registered as
-a new version of deploy.yaml's `registry.model_name`, and given the alias
-`challenger`. `promote` then makes it the champion.
+"""Command `register`: the model the gate just passed (same md5) becomes a registry
+version with the alias `challenger`, logged in skops format (no pickle) into its run.
 """
 
 from __future__ import annotations
@@ -36,14 +31,13 @@ def passed_verdict(report_path: Path, model_path: Path) -> dict[str, Any]:
 
 def requirements() -> list[str]:
     """Explicit requirements: MLflow then skips its slow inference subprocess."""
+    from contextlib import suppress
     from importlib.metadata import PackageNotFoundError, version
 
     pinned = []
     for name in MODEL_REQUIREMENTS:
-        try:
+        with suppress(PackageNotFoundError):
             pinned.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            continue
     return pinned
 
 

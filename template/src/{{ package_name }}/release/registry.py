@@ -1,11 +1,7 @@
-"""The model registry: MLflow's, in the same store as the tracked runs.
+"""The model registry: MLflow's, in the tracking store (params.yaml or MLFLOW_TRACKING_URI).
 
-The store is params.yaml's `tracking.uri` (default sqlite:///mlflow.db), or
-MLFLOW_TRACKING_URI: a team's server or database, with no code change. A model
-that passes the gate becomes a new version with the alias `challenger`;
-promotion moves `champion` to it; rollback moves `champion` back. Every alias
-move is recorded as a registered-model tag `alias_move.<time>` holding who,
-when, why and the gate's verdict: an append-only history.
+Every alias move is also a registered-model tag `alias_move.<time>` (who, when,
+why, the gate's verdict): an append-only history, `rollback`'s stack.
 """
 
 from __future__ import annotations
@@ -39,15 +35,18 @@ class AliasMove:
     why: str
     gate: str
 
-    def as_tag(self) -> tuple[str, str]:
-        stamp = f"{time.time_ns()}"
-        return f"{HISTORY_PREFIX}{stamp}", json.dumps(self.__dict__, sort_keys=True)
-
 
 def open_registry(params_path: Path) -> tuple[Any, Params]:
     """An MlflowClient on the project's store (MLflow imported only then)."""
     params = load_params(params_path)
     return record.client(params.tracking.effective_uri), params
+
+
+def open_model(params_path: Path) -> tuple[Any, str]:
+    """The registry's client and the model's name (deploy.yaml's `registry.model_name`)."""
+    from .settings import load_registry_settings
+
+    return open_registry(params_path)[0], load_registry_settings().model_name
 
 
 def version_with_alias(client: Any, name: str, alias: str) -> Any | None:
@@ -76,14 +75,9 @@ def load_version_model(name: str, version: str) -> Any:
 
 def who() -> str:
     """Whoever moves an alias: the CI's user, else git's, else the login name."""
-    for variable in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN"):
-        if os.environ.get(variable):
-            return os.environ[variable]
-    configured = git.git("config", "user.name")
-    if configured:
-        return configured
+    actor = os.environ.get("GITHUB_ACTOR") or os.environ.get("GITLAB_USER_LOGIN")
     try:
-        return getpass.getuser()
+        return actor or git.git("config", "user.name") or getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
 
@@ -104,7 +98,8 @@ def move_alias(
         gate=gate,
     )
     client.set_registered_model_alias(name, alias, str(version))
-    client.set_registered_model_tag(name, *move.as_tag())
+    tag = json.dumps(move.__dict__, sort_keys=True)
+    client.set_registered_model_tag(name, f"{HISTORY_PREFIX}{time.time_ns()}", tag)
     return move
 
 
@@ -123,13 +118,10 @@ def champions(moves: list[AliasMove]) -> list[str]:
 
 def history(client: Any, name: str) -> list[AliasMove]:
     """Every alias move of a model, oldest first."""
-    model = client.get_registered_model(name)
-    moves = [
-        (key, AliasMove(**json.loads(value)))
-        for key, value in model.tags.items()
-        if key.startswith(HISTORY_PREFIX)
-    ]
-    return [move for _, move in sorted(moves, key=lambda item: int(item[0][len(HISTORY_PREFIX) :]))]
+    tags = client.get_registered_model(name).tags
+    keys = [key for key in tags if key.startswith(HISTORY_PREFIX)]
+    keys.sort(key=lambda key: int(key.removeprefix(HISTORY_PREFIX)))
+    return [AliasMove(**json.loads(tags[key])) for key in keys]
 
 
 def model_version(client: Any, name: str, version: str) -> Any:

@@ -1,14 +1,11 @@
-"""deploy.yaml: the settings level 3 adds, in a file of its own, as one model.
-
-canvas.yaml says what success means; deploy.yaml says how strict the gate is,
-how the registry names the model, where CI delivers it and how the API runs.
-Every key has its default below, so a missing key (or file) means the default.
+"""deploy.yaml: how strict the gate is, how the registry names the model, where CI
+delivers it and how the API runs. A missing key (or file) means its default below.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -21,7 +18,6 @@ GATE_REPORT = Path("reports/gate.json")
 GATE_SUMMARY = Path("reports/gate.md")
 PACKAGE = __name__.split(".")[0]
 Target = Literal["container", "cloud-run", "kubernetes"]
-TARGETS: tuple[str, ...] = get_args(Target)
 # dotted key -> the environment variable (a CI or container variable) that overrides it
 VARIABLES = {
     "delivery.gcp_project": "GCP_PROJECT",
@@ -63,10 +59,6 @@ class DeliverySettings(Settings):
     canary_percent: int = Field(default=10, ge=1, le=100)
     cloud_run: CloudRunSettings = CloudRunSettings()
 
-    @property
-    def cloud_run_public(self) -> bool:
-        return self.cloud_run.public
-
     def require(self, name: str, variable: str) -> str:
         value = getattr(self, name)
         if not value:
@@ -91,14 +83,9 @@ def load_deploy_settings(path: Path = DEPLOY_SETTINGS) -> DeploySettings:
     return DeploySettings.load(path, optional=True, variables=VARIABLES)
 
 
-def load_gate_settings(path: Path = DEPLOY_SETTINGS) -> GateSettings:
-    return load_deploy_settings(path).gate
-
-
 def load_registry_settings(path: Path = DEPLOY_SETTINGS) -> RegistrySettings:
     return load_deploy_settings(path).registry
 
 
 def load_delivery_settings(path: Path = DEPLOY_SETTINGS) -> DeliverySettings:
-    """The `delivery:` section; GCP_PROJECT, GCP_REGION and GKE_CLUSTER override it."""
     return load_deploy_settings(path).delivery

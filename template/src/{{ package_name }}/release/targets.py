@@ -1,9 +1,8 @@
 """Where a model API goes: a container registry, Google Cloud Run, or Kubernetes (GKE).
 
-Each target puts an image in an environment (staging, production), smoke-tests
-what it put there with the project's own `smoke` checks, makes it take the
-traffic only when they pass, and puts the previous version back when they
-fail. docs/delivery.md explains each target; deploy.py records the outcome.
+Each target puts an image in an environment, smoke-tests it there (`smoke`), gives
+it the traffic only then, and puts the previous version back when anything fails.
+docs/delivery.md explains each target.
 """
 
 from __future__ import annotations
@@ -13,9 +12,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from ..core.errors import PipelineError
 from ..serving import smoke
@@ -26,9 +23,7 @@ from .settings import DeliverySettings
 CANDIDATE_TAG = "candidate"
 MANIFESTS = Path("k8s")
 IMAGE_PLACEHOLDER = "image: placeholder"
-# Cloud Run checks an identity token in this header (it takes precedence over
-# `Authorization`, which then reaches the API untouched): Cloud Run docs,
-# "Authenticating service-to-service", acquire the token.
+# Cloud Run checks an identity token in this header, leaving `Authorization` to the API.
 IDENTITY_HEADER = "X-Serverless-Authorization"
 SERVICE_ACCOUNT_VARIABLE = "GCP_SERVICE_ACCOUNT"  # the CI's identity (docs/delivery.md)
 
@@ -39,20 +34,11 @@ def smoke_test(
     try:
         smoke.run(url=url, expect_version=version, timeout=timeout, extra_headers=extra_headers)
     except PipelineError as error:
-        raise SmokeFailed(f"smoke test of {url}: {error}") from None
-
-
-class SmokeFailed(PipelineError):
-    """The new version answered wrongly: roll back."""
+        raise PipelineError(f"smoke test of {url}: {error}") from None
 
 
 class ContainerTarget:
-    """The image in the CI provider's registry, tagged with the environment's name.
-
-    The job runs the pushed image, smoke-tests it, then moves the environment's
-    tag (`:staging`, `:production`) to it. A failed smoke test leaves the tag
-    where it was: the previous image stays the one that runs.
-    """
+    """The image, smoke-tested here, then tagged `:<environment>`: a failure leaves the tag."""
 
     def __init__(self, settings: DeliverySettings) -> None:
         self.settings = settings
@@ -70,8 +56,7 @@ class ContainerTarget:
             smoke_test(f"http://127.0.0.1:{port}", version)
         finally:
             external.run(["docker", "stop", name], "stop the image")
-        repository = image.rsplit(":", 1)[0]
-        moved = f"{repository}:{environment}"
+        moved = f"{image.rsplit(':', 1)[0]}:{environment}"
         external.run(["docker", "tag", image, moved], "tag the image")
         external.run(["docker", "push", moved], "push the image")
         return moved
@@ -83,12 +68,8 @@ class ContainerTarget:
 class CloudRunTarget:
     """A Cloud Run service per environment; the new revision first takes no traffic.
 
-    The services are private unless deploy.yaml's `delivery.cloud_run.public`
-    is true: Cloud Run then refuses (403) any request without a Google-signed
-    identity token for the service. The smoke tests send one in
-    `X-Serverless-Authorization`, minted for the service's own URL: the
-    audience Cloud Run always accepts for a service (Cloud Run docs, "Set
-    custom audiences"), on its tagged revisions' URLs too.
+    A private service (unless `delivery.cloud_run.public`) answers only callers with
+    an identity token whose audience is the service's URL (valid on tagged revisions).
     """
 
     def __init__(self, settings: DeliverySettings) -> None:
@@ -104,40 +85,26 @@ class CloudRunTarget:
         where = ["--region", self.region, "--project", self.project]
         return external.run(["gcloud", "run", *args, *where], step)
 
-    def exists(self, environment: str) -> bool:
-        """Whether the service exists: a listing filtered on its name, empty when it does not.
+    def describe(self, environment: str) -> dict | None:
+        """The service as Cloud Run describes it, or None before its first deployment.
 
-        Not the wording of an error: `describe` fails for a missing service as
-        for a missing permission or a network error, with exit code 1 either way.
+        Listed first: `describe` fails alike for a missing service and a missing permission.
         """
         name = self.service(environment)
         listed = self.gcloud(
             "services", "list", f"--filter=metadata.name={name}",
             "--format=value(metadata.name)", step="look for the service",
         )  # fmt: skip
-        return name in listed.split()
-
-    def describe(self, environment: str) -> dict | None:
-        """The service as Cloud Run describes it, or None before its first deployment."""
-        if not self.exists(environment):
+        if name not in listed.split():
             return None
-        text = self.gcloud(
-            "services", "describe", self.service(environment), "--format=json",
-            step="describe the service",
-        )  # fmt: skip
-        return json.loads(text)
+        return json.loads(
+            self.gcloud("services", "describe", name, "--format=json", step="describe the service")
+        )
 
     def caller_headers(self, audience: str) -> dict[str, str]:
-        """What Cloud Run's IAM asks of a caller: nothing if public, else an identity token.
-
-        CI's keyless credentials (workload identity federation) cannot print an
-        identity token themselves: the service account they act as
-        (GCP_SERVICE_ACCOUNT) mints one for the audience, which needs the
-        Service Account OpenID Connect Identity Token Creator role on itself
-        (docs/delivery.md). Without the variable, gcloud's own account does:
-        a person's `gcloud auth login` on a machine.
-        """
-        if self.settings.cloud_run_public:
+        """Nothing if public, else an identity token: minted by GCP_SERVICE_ACCOUNT in CI
+        (keyless credentials cannot print one), by gcloud's own account on a machine."""
+        if self.settings.cloud_run.public:
             return {}
         command = ["gcloud", "auth", "print-identity-token"]
         account = os.environ.get(SERVICE_ACCOUNT_VARIABLE)
@@ -150,27 +117,20 @@ class CloudRunTarget:
         return {IDENTITY_HEADER: f"Bearer {token}"}
 
     @staticmethod
-    def serving_revision(service: dict | None) -> str | None:
-        """The revision that takes all the traffic now."""
+    def traffic(service: dict | None, key: str, value: object, wanted: str) -> str | None:
+        """`wanted` of the service's traffic entry whose `key` is `value`."""
         for entry in (service or {}).get("status", {}).get("traffic", []):
-            if entry.get("percent") == 100 and entry.get("revisionName"):
-                return str(entry["revisionName"])
+            if entry.get(key) == value and entry.get(wanted):
+                return str(entry[wanted])
         return None
-
-    @staticmethod
-    def tag_url(service: dict, tag: str) -> str:
-        for entry in service.get("status", {}).get("traffic", []):
-            if entry.get("tag") == tag and entry.get("url"):
-                return str(entry["url"])
-        raise PipelineError(f"Cloud Run gave no URL for the revision tagged {tag!r}")
 
     def deploy(self, environment: str, image: str, version: str) -> str:
         name = self.service(environment)
         before = self.describe(environment)
-        self.previous = previous = self.serving_revision(before)
+        self.previous = previous = self.traffic(before, "percent", 100, "revisionName")
         # A new service cannot start without traffic; an existing one keeps serving.
         first = ["--no-traffic"] if before is not None else []
-        public = self.settings.cloud_run_public
+        public = self.settings.cloud_run.public
         access = "--allow-unauthenticated" if public else "--no-allow-unauthenticated"
         self.gcloud(
             "deploy", name, "--image", image, f"--tag={CANDIDATE_TAG}", *first, access,
@@ -180,19 +140,21 @@ class CloudRunTarget:
         after = self.describe(environment) or {}
         url = str(after.get("status", {}).get("url", ""))
         headers = self.caller_headers(url)
-        smoke_test(self.tag_url(after, CANDIDATE_TAG), version, extra_headers=headers)
+        tagged = self.traffic(after, "tag", CANDIDATE_TAG, "url")
+        if tagged is None:
+            raise PipelineError(f"Cloud Run gave no URL for the revision tagged {CANDIDATE_TAG!r}")
+        smoke_test(tagged, version, extra_headers=headers)
         canary = self.settings.canary_percent
         if environment == "production" and previous is not None and canary < 100:
             self.gcloud(
                 "services", "update-traffic", name, f"--to-tags={CANDIDATE_TAG}={canary}",
                 step="send part of the traffic",
             )  # fmt: skip
-            # The service's URL now answers from either revision (the old one
-            # mostly): it must answer through the split; the version was checked above.
+            # The service's URL answers from either revision now: it must, through the split.
             try:
                 wait_ready(url, 120, extra_headers=headers)
             except PipelineError as error:
-                raise SmokeFailed(f"{url} with {canary}% on the new revision: {error}") from None
+                raise PipelineError(f"{url} with {canary}% on the new revision: {error}") from None
         self.gcloud("services", "update-traffic", name, "--to-latest", step="send all the traffic")
         return url
 
@@ -220,12 +182,8 @@ def with_image(folder: Path, image: str) -> Path:
 
 
 class KubernetesTarget:
-    """A Deployment per environment (namespace) on GKE, rolled out and undone with kubectl.
-
-    The manifests of k8s/ are applied with the new image in them, in one
-    rollout; a rollout that does not finish, or a failed smoke test through a
-    port-forward, is undone (`kubectl rollout undo`).
-    """
+    """A Deployment per environment (namespace) on GKE: k8s/ applied with the new image,
+    smoke-tested through a port-forward, undone (`kubectl rollout undo`) on failure."""
 
     def __init__(self, settings: DeliverySettings) -> None:
         self.settings = settings
@@ -235,6 +193,10 @@ class KubernetesTarget:
 
     def kubectl(self, environment: str, *args: str, step: str) -> str:
         return external.run(["kubectl", "--namespace", environment, *args], step)
+
+    def wait(self, environment: str, step: str) -> None:
+        deployment = f"deployment/{self.settings.service}"
+        self.kubectl(environment, "rollout", "status", deployment, "--timeout=300s", step=step)
 
     def credentials(self) -> None:
         external.run(
@@ -251,10 +213,7 @@ class KubernetesTarget:
                 environment, "apply", "--filename", str(with_image(Path(folder), image)),
                 step="apply the manifests",
             )  # fmt: skip
-        self.kubectl(
-            environment, "rollout", "status", deployment, "--timeout=300s",
-            step="wait for the rollout",
-        )  # fmt: skip
+        self.wait(environment, "wait for the rollout")
         port = free_port()
         forward = subprocess.Popen(
             ["kubectl", "--namespace", environment, "port-forward",
@@ -272,25 +231,16 @@ class KubernetesTarget:
     def rollback(self, environment: str) -> str:
         deployment = f"deployment/{self.settings.service}"
         self.kubectl(environment, "rollout", "undo", deployment, step="undo the rollout")
-        self.kubectl(
-            environment, "rollout", "status", deployment, "--timeout=300s",
-            step="wait for the undo",
-        )  # fmt: skip
+        self.wait(environment, "wait for the undo")
         return f"{deployment} rolled back to its previous revision"
 
 
-class Target(Protocol):
-    def deploy(self, environment: str, image: str, version: str) -> str: ...
-
-    def rollback(self, environment: str) -> str: ...
-
-
-TARGET_CLASSES: dict[str, Callable[[DeliverySettings], Target]] = {
-    "container": ContainerTarget,
-    "cloud-run": CloudRunTarget,
-    "kubernetes": KubernetesTarget,
-}
+Target = ContainerTarget | CloudRunTarget | KubernetesTarget
 
 
 def target_for(settings: DeliverySettings) -> Target:
-    return TARGET_CLASSES[settings.target](settings)
+    if settings.target == "cloud-run":
+        return CloudRunTarget(settings)
+    if settings.target == "kubernetes":
+        return KubernetesTarget(settings)
+    return ContainerTarget(settings)
