@@ -1,17 +1,34 @@
 """The model API (FastAPI): create_app() builds it from a model folder.
 
-Its routes and rules: docs/serving.md. The folder is checked when the app
-is created, so a bad folder stops the server at start with a one-line
-error; the model loads in a background thread, so /health answers at once
-and /ready tells when /predict can answer.
+- GET /health: the process is alive (always 200);
+- GET /ready: 200 once the model is loaded and has answered its examples,
+  503 before (loading) or if loading failed;
+- GET /version: the model folder's metadata.json;
+- POST /predict: one row, or {"rows": [...]} with up to
+  `serving.max_batch_rows` rows; each answer carries the prediction, the
+  probability of the positive class and the model version;
+- /docs and /openapi.json: the request schema, built from the data contract
+  in the model folder (see schema.py).
 
-Level 4's `monitoring.api.install(app, state, settings)`, when the package has
-it, adds routes and middleware, start and stop steps to `app.state.startup`
-and `app.state.shutdown` (run by the lifespan), and callables to
-`app.state.probe_details` whose dicts /health and /ready show under `details`.
+The folder is checked (metadata, libraries, checksums) when the app is
+created, so a bad folder stops the server at start with a one-line error; the
+model itself loads in a background thread, so /health answers at once and
+/ready tells when predictions can be served.
 
-No `from __future__ import annotations`: FastAPI reads the endpoint
-annotations, and the request types are built at run time.
+When the environment variable named by `serving.token_env` (default
+MODEL_API_TOKEN) is set, /predict needs `Authorization: Bearer <token>`;
+/health, /ready and /version stay open (probes and deploy checks need them).
+Bodies over `serving.max_body_bytes` get 413 before they are parsed.
+
+When the package has a `monitoring` sub-package (level 4), create_app ends
+by calling its `api.install(app, state, settings)`: it adds its routes and
+middleware, its start and stop steps to `app.state.startup` and
+`app.state.shutdown` (run by the lifespan), and callables to
+`app.state.probe_details` whose dicts /health and /ready show under
+`details`. Without it, the API is level 3's, unchanged.
+
+This module deliberately has no `from __future__ import annotations`: FastAPI
+reads the endpoint annotations, and the request types are built at run time.
 """
 
 import hmac
